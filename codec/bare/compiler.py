@@ -1,0 +1,222 @@
+"""Turns a tree of BARE types into index-based Python functions.
+
+Every named type (struct, union, enum, wrapper) becomes one decode function
+``_d_<Name>(b, p, e) -> (value, p)`` over an immutable ``bytes`` object and one encode function
+``_e_<Name>(x, a)`` that appends encoded pieces with ``a`` (a list's ``append``; the caller joins
+once). Anonymous types (optional, list, map, scalars) are emitted inline. The code is generated
+from the Construct definitions, so those stay the single source of truth; the generated source
+is kept on the result for inspection.
+
+Emitted code signals failure by raising anything (the private ``_Fail``, ``IndexError`` from
+``b[p]`` past the end, ``struct.error``, ``UnicodeDecodeError``...). It is never exposed: the
+codec catches the failure and re-runs the interpreted path, which reports the precise path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from codec.bare.core import BareParseError, BareType
+from codec.bare.scalars import (
+    MAX_U64,
+    MAX_VARINT_BYTES,
+    as_bytes,
+    as_str,
+    strict_int,
+    uvarint_bytes,
+)
+
+
+class _Fail(Exception):  # noqa: N818 (a signal, not an error type)
+    """Raised by emitted code; never escapes the codec."""
+
+
+def _uv(b: bytes, p: int) -> tuple[int, int]:
+    """Multi-byte varint at b[p] (b[p] >= 0x80 is known): canonical, <= 10 bytes, <= 64 bits."""
+    result = 0
+    shift = 0
+    for i in range(MAX_VARINT_BYTES):
+        c = b[p + i]
+        if i == MAX_VARINT_BYTES - 1 and c > 1:
+            raise _Fail
+        result |= (c & 0x7F) << shift
+        if c < 0x80:
+            if c == 0:
+                raise _Fail
+            return result, p + i + 1
+        shift += 7
+    raise _Fail
+
+
+def _uvenc(n: int) -> bytes:
+    if not 0 <= n <= MAX_U64:
+        raise _Fail
+    return uvarint_bytes(n)
+
+
+_UV1 = tuple(bytes((i,)) for i in range(128))
+
+_BASE_NAMESPACE: dict[str, Any] = {
+    "_Fail": _Fail,
+    "_uv": _uv,
+    "_uvenc": _uvenc,
+    "_UV1": _UV1,
+    "_BOOLS": (False, True),
+    "_as_bytes": as_bytes,
+    "_as_str": as_str,
+    "_strict_int": strict_int,
+}
+
+
+class Gen:
+    """Code generation state for one compiled root: helper names, constants, functions."""
+
+    def __init__(self) -> None:
+        self.namespace: dict[str, Any] = dict(_BASE_NAMESPACE)
+        self.functions: list[str] = []
+        self._const_names: dict[int, str] = {}
+        self._decoders: dict[int, str] = {}
+        self._encoders: dict[int, str] = {}
+        self._counter = itertools.count()
+        self._keep: list[Any] = []
+
+    def tmp(self) -> str:
+        return f"v{next(self._counter)}"
+
+    def const(self, obj: Any, hint: str) -> str:
+        key = id(obj)
+        name = self._const_names.get(key)
+        if name is None:
+            safe = "".join(c if c.isalnum() else "_" for c in hint)
+            name = f"_K_{safe}_{len(self._const_names)}"
+            self._const_names[key] = name
+            self.namespace[name] = obj
+            self._keep.append(obj)
+        return name
+
+    def struct_packer(self, fmt: str) -> str:
+        packer = struct.Struct(fmt)
+        name = f"_S_{''.join(c if c.isalnum() else '_' for c in fmt)}"
+        self.namespace.setdefault(name, packer)
+        return name
+
+    def emit_uvarint(self, out: list[str], ind: str, target: str) -> None:
+        out.append(f"{ind}{target} = b[p]")
+        out.append(f"{ind}if {target} < 128:")
+        out.append(f"{ind}    p += 1")
+        out.append(f"{ind}else:")
+        out.append(f"{ind}    {target}, p = _uv(b, p)")
+
+    def emit_uvarint_append(self, out: list[str], ind: str, expr: str) -> None:
+        out.append(f"{ind}a(_UV1[{expr}] if {expr} < 128 else _uvenc({expr}))")
+
+    def _name(self, t: BareType, kind: str) -> str:
+        base = "".join(c if c.isalnum() else "_" for c in (t.type_name or type(t).__name__))
+        return f"_{kind}_{base}_{len(self._decoders) + len(self._encoders)}"
+
+    def call_decode(self, t: BareType, out: list[str], ind: str, target: str) -> None:
+        out.append(f"{ind}{target}, p = {self.decoder(t)}(b, p, e)")
+
+    def call_encode(self, t: BareType, out: list[str], ind: str, src: str) -> None:
+        out.append(f"{ind}{self.encoder(t)}({src}, a)")
+
+    def decoder(self, t: BareType) -> str:
+        """Name of the decode function for ``t``, emitting it on first use."""
+        name = self._decoders.get(id(t))
+        if name is None:
+            name = self._name(t, "d")
+            self._decoders[id(t)] = name
+            self._keep.append(t)
+            body: list[str] = [f"def {name}(b, p, e):"]
+            emit_body = getattr(t, "emit_decode_body", None)
+            if emit_body is not None:
+                emit_body(self, body, "    ", "r")
+            else:
+                t.emit_decode(self, body, "    ", "r")
+            body.append("    return r, p")
+            self.functions.append("\n".join(body))
+        return name
+
+    def encoder(self, t: BareType) -> str:
+        """Name of the encode function for ``t``, emitting it on first use."""
+        name = self._encoders.get(id(t))
+        if name is None:
+            name = self._name(t, "e")
+            self._encoders[id(t)] = name
+            self._keep.append(t)
+            body: list[str] = [f"def {name}(x, a):"]
+            emit_body = getattr(t, "emit_encode_body", None)
+            if emit_body is not None:
+                emit_body(self, body, "    ", "x")
+            else:
+                t.emit_encode(self, body, "    ", "x")
+            self.functions.append("\n".join(body))
+        return name
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """The compiled functions for one root type.
+
+    ``decode_at(b, p, e)`` decodes one value from ``b[p:e]`` and returns ``(value, end)``;
+    ``encode_into(x, append)`` appends the encoding's pieces. Both raise arbitrary exceptions on
+    failure (see the module docstring); ``source`` is the generated code.
+    """
+
+    decode_at: Callable[[bytes, int, int], tuple[Any, int]]
+    encode_into: Callable[[Any, Callable[[bytes], None]], None]
+    source: str
+
+
+_cache: dict[int, tuple[BareType, Compiled]] = {}
+
+
+def compile_type(t: BareType) -> Compiled:
+    """Compile (once, cached) the decode and encode functions for ``t``."""
+    hit = _cache.get(id(t))
+    if hit is not None and hit[0] is t:
+        return hit[1]
+    g = Gen()
+    dec = g.decoder(t)
+    enc = g.encoder(t)
+    source = "\n\n".join(g.functions) + "\n"
+    code = compile(source, f"<bare codec for {t.describe()}>", "exec")
+    exec(code, g.namespace)
+    compiled = Compiled(g.namespace[dec], g.namespace[enc], source)
+    _cache[id(t)] = (t, compiled)
+    return compiled
+
+
+def stream_adapters(
+    t: BareType,
+) -> tuple[Callable[[Any, Any, str], Any], Callable[[Any, Any, Any, str], Any]]:
+    """Stream-based parse/build functions for Construct's ``.compile()`` that run the emitted
+    code and fall back to the interpreted path (for its precise error) on failure."""
+    compiled = compile_type(t)
+
+    def parse(stream: Any, context: Any, path: str) -> Any:
+        start = stream.tell()
+        data = stream.read()
+        try:
+            value, end = compiled.decode_at(data, 0, len(data))
+        except Exception:
+            stream.seek(start)
+            value = t._parse(stream, context, path)
+            raise BareParseError("compiled decoder rejected input", path, start) from None
+        stream.seek(start + end)
+        return value
+
+    def build(obj: Any, stream: Any, context: Any, path: str) -> Any:
+        parts: list[bytes] = []
+        try:
+            compiled.encode_into(obj, parts.append)
+        except Exception:
+            return t._build(obj, stream, context, path)
+        stream.write(b"".join(parts))
+        return obj
+
+    return parse, build

@@ -1,0 +1,310 @@
+"""Generates the typed protocol modules (``codec/generated/v7.py``, ``v8.py``) from ``schemas/``.
+
+For every named type the generated module holds a Python type (frozen dataclass, ``IntEnum``,
+union or plain alias) and a ``BARE_<Name>`` Construct definition built from :mod:`codec.bare`.
+A module generated with a ``base`` (v8 with base v7) imports every type whose definition, and
+that of everything it refers to, is unchanged, so values of unchanged types are shared between
+versions and converting them is free.
+
+Run ``python -m codec.generate`` to regenerate; ``--check`` exits 1 if a checked-in module
+differs from what the schemas produce.
+"""
+
+from __future__ import annotations
+
+import argparse
+import keyword
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from codec.schema import (
+    AliasDef,
+    Definition,
+    EnumDef,
+    FixedDataType,
+    ListType,
+    MapType,
+    OptionalType,
+    Primitive,
+    Schema,
+    SchemaError,
+    StructDef,
+    TypeRef,
+    UnionDef,
+    parse_schema,
+    references,
+    topological_order,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+SCHEMA_DIR = REPO / "schemas" / "runner-protocol"
+OUT_DIR = Path(__file__).resolve().parent / "generated"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One generated module: schema file, module name, protocol version, optional base."""
+
+    version: int
+    base: int | None
+
+
+TARGETS = (Target(7, None), Target(8, 7))
+
+_MAX_LINE = 100
+
+_PY_PRIMITIVE = {
+    "uint": "int",
+    "int": "int",
+    "u8": "int",
+    "u16": "int",
+    "u32": "int",
+    "u64": "int",
+    "i8": "int",
+    "i16": "int",
+    "i32": "int",
+    "i64": "int",
+    "bool": "bool",
+    "str": "str",
+    "data": "bytes",
+    "void": "None",
+}
+_BARE_PRIMITIVE = {name: f"bare.{name.upper()}" for name in _PY_PRIMITIVE}
+
+
+def _isort_key(name: str) -> tuple[int, str]:
+    """isort's order: CONSTANTS, then Classes, case-insensitively."""
+    return (0 if name.isupper() else 1, name.lower())
+
+
+def snake(name: str) -> str:
+    """``updateTs`` -> ``update_ts``; keywords get a trailing underscore."""
+    s = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).lower()
+    return s + "_" if keyword.iskeyword(s) else s
+
+
+def py_type(ref: TypeRef) -> str:
+    if isinstance(ref, Primitive):
+        return _PY_PRIMITIVE[ref.name]
+    if isinstance(ref, FixedDataType):
+        return "bytes"
+    if isinstance(ref, OptionalType):
+        return f"{py_type(ref.inner)} | None"
+    if isinstance(ref, ListType):
+        return f"list[{py_type(ref.inner)}]"
+    if isinstance(ref, MapType):
+        return f"dict[{py_type(ref.key)}, {py_type(ref.value)}]"
+    return ref.name
+
+
+def bare_expr(ref: TypeRef) -> str:
+    if isinstance(ref, Primitive):
+        return _BARE_PRIMITIVE[ref.name]
+    if isinstance(ref, FixedDataType):
+        return f"bare.FixedData({ref.length})"
+    if isinstance(ref, OptionalType):
+        return f"bare.Optional({bare_expr(ref.inner)})"
+    if isinstance(ref, ListType):
+        return f"bare.List({bare_expr(ref.inner)})"
+    if isinstance(ref, MapType):
+        return f"bare.Map({bare_expr(ref.key)}, {bare_expr(ref.value)})"
+    return f"BARE_{ref.name}"
+
+
+def _union_members(schema: Schema) -> set[str]:
+    return {m for d in schema.definitions if isinstance(d, UnionDef) for m in d.members}
+
+
+def _is_void(d: Definition) -> bool:
+    return isinstance(d, AliasDef) and d.target == Primitive("void")
+
+
+def _shared_with_base(schema: Schema, base: Schema) -> set[str]:
+    """Names whose definition and transitive references are identical in ``base``."""
+    ours, theirs = schema.by_name(), base.by_name()
+    memo: dict[str, bool] = {}
+
+    def same(name: str) -> bool:
+        if name not in memo:
+            memo[name] = (
+                name in theirs
+                and ours[name] == theirs[name]
+                and all(same(r) for r in references(ours[name]))
+            )
+        return memo[name]
+
+    return {name for name in ours if same(name)}
+
+
+def _roots(schema: Schema) -> list[str]:
+    used = {r for d in schema.definitions for r in references(d)}
+    return [d.name for d in schema.definitions if d.name not in used]
+
+
+def _class_doc(d: Definition) -> str:
+    if isinstance(d, StructDef):
+        return f"BARE struct ``{d.name}``."
+    if _is_void(d):
+        return f"``type {d.name} void``: a union member without payload."
+    return f"Named alias ``{d.name}`` (a union member); the wire form is ``value``'s."
+
+
+def render(schema: Schema, target: Target, base: Schema | None, source_name: str) -> str:
+    members = _union_members(schema)
+    shared = _shared_with_base(schema, base) if base is not None else set()
+    order = [d for d in topological_order(schema) if d.name not in shared]
+    lines: list[str] = [
+        f'"""Runner protocol v{target.version}: Python types and strict BARE definitions.',
+        "",
+        f"Generated by ``python -m codec.generate`` from ``{source_name}``. Do not edit.",
+    ]
+    if target.base is not None:
+        lines.append(f"Types unchanged since v{target.base} are imported from v{target.base}.")
+    lines += [
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "import dataclasses",
+        *(["import enum"] if any(isinstance(d, EnumDef) for d in order) else []),
+        "from typing import TypeAlias",
+        "",
+        "from codec import bare",
+    ]
+    if shared:
+        names = sorted([*shared, *(f"BARE_{n}" for n in shared)], key=_isort_key)
+        lines.append(f"from codec.generated.v{target.base} import (")
+        lines += [f"    {n}," for n in names]
+        lines.append(")")
+    lines += ["", f"VERSION = {target.version}", "", "# Python types", ""]
+
+    for d in order:
+        if (
+            isinstance(d, StructDef)
+            or _is_void(d)
+            or (isinstance(d, AliasDef) and d.name in members)
+        ):
+            lines += ["", "@dataclasses.dataclass(frozen=True, slots=True)", f"class {d.name}:"]
+            lines.append(f'    """{_class_doc(d)}"""')
+            if isinstance(d, StructDef):
+                lines.append("")
+                lines += [f"    {snake(f)}: {py_type(ref)}" for f, ref in d.fields]
+            elif not _is_void(d):
+                assert isinstance(d, AliasDef)
+                lines += ["", f"    value: {py_type(d.target)}"]
+            lines.append("")
+        elif isinstance(d, EnumDef):
+            lines += ["", f"class {d.name}(enum.IntEnum):"]
+            lines += [f'    """BARE enum ``{d.name}``."""', ""]
+            lines += [f"    {v} = {i}" for i, v in enumerate(d.values)]
+            lines.append("")
+        elif isinstance(d, UnionDef):
+            one_line = f"{d.name}: TypeAlias = {' | '.join(d.members)}"
+            if len(one_line) <= _MAX_LINE:
+                lines.append(one_line)
+            else:
+                lines.append(f"{d.name}: TypeAlias = (")
+                lines += [f"    {'| ' if i else ''}{m}" for i, m in enumerate(d.members)]
+                lines.append(")")
+        else:
+            assert isinstance(d, AliasDef)
+            lines.append(f"{d.name}: TypeAlias = {py_type(d.target)}")
+
+    lines += ["", "# Construct definitions", ""]
+    table = schema.by_name()
+    for d in order:
+        name = f"BARE_{d.name}"
+        if isinstance(d, StructDef):
+            lines.append(f"{name} = bare.Struct(")
+            lines.append(f'    "{d.name}",')
+            lines.append(f"    {d.name},")
+            lines.append("    [")
+            for f, ref in d.fields:
+                field = f'        bare.Field("{f}", "{snake(f)}", {bare_expr(ref)}),'
+                if len(field) > _MAX_LINE:
+                    field = (
+                        f'        bare.Field(\n            "{f}",\n            "{snake(f)}",\n'
+                        f"            {bare_expr(ref)},\n        ),"
+                    )
+                lines.append(field)
+            lines.append("    ],")
+            lines.append(")")
+        elif _is_void(d):
+            lines.append(f'{name} = bare.Struct("{d.name}", {d.name}, [])')
+        elif isinstance(d, EnumDef):
+            lines.append(f'{name} = bare.Enum("{d.name}", {d.name})')
+        elif isinstance(d, UnionDef):
+            for m in d.members:
+                md = table[m]
+                if not (isinstance(md, StructDef | EnumDef) or _is_void(md) or md.name in members):
+                    raise SchemaError(f"union {d.name}: member {m} must be a named type")
+            lines.append(f"{name} = bare.Union(")
+            lines.append(f'    "{d.name}",')
+            lines.append("    [")
+            lines += [f"        BARE_{m}," for m in d.members]
+            lines.append("    ],")
+            lines.append(")")
+        else:
+            assert isinstance(d, AliasDef)
+            if d.name in members:
+                wrapper = f'{name} = bare.Wrapper("{d.name}", {d.name}, {bare_expr(d.target)})'
+                if len(wrapper) > _MAX_LINE:
+                    wrapper = (
+                        f'{name} = bare.Wrapper(\n    "{d.name}",\n    {d.name},\n'
+                        f"    {bare_expr(d.target)},\n)"
+                    )
+                lines.append(wrapper)
+            else:
+                lines.append(f"{name} = {bare_expr(d.target)}")
+
+    lines += ["", "#: Every named type's definition, by schema name."]
+    lines += ["TYPES: dict[str, bare.BareType] = {"]
+    lines += [f'    "{d.name}": BARE_{d.name},' for d in schema.definitions]
+    lines += ["}", "", "#: Types no other type refers to: the protocol's top-level messages."]
+    lines.append("ROOTS: tuple[str, ...] = (")
+    lines += [f'    "{n}",' for n in _roots(schema)]
+    lines += [")", ""]
+    exported = [n for n in schema.by_name()] + [f"BARE_{n}" for n in schema.by_name()]
+    lines += ["__all__ = ["]
+    everything = sorted([*exported, "ROOTS", "TYPES", "VERSION"], key=_isort_key)
+    lines += [f'    "{n}",' for n in everything]
+    lines += ["]", ""]
+    return "\n".join(lines)
+
+
+def schema_path(version: int) -> Path:
+    return SCHEMA_DIR / f"v{version}.bare"
+
+
+def generate_all() -> dict[Path, str]:
+    """Render every target: {output path: module source}."""
+    schemas = {t.version: parse_schema(schema_path(t.version).read_text()) for t in TARGETS}
+    out: dict[Path, str] = {}
+    for t in TARGETS:
+        base = schemas[t.base] if t.base is not None else None
+        source = f"schemas/runner-protocol/v{t.version}.bare"
+        out[OUT_DIR / f"v{t.version}.py"] = render(schemas[t.version], t, base, source)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m codec.generate", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="fail if regeneration changes files")
+    args = parser.parse_args(argv)
+    stale = []
+    for path, source in generate_all().items():
+        current = path.read_text() if path.exists() else None
+        if current != source:
+            stale.append(path)
+            if not args.check:
+                path.write_text(source)
+    if args.check and stale:
+        sys.stderr.write("out of date: " + ", ".join(str(p) for p in stale) + "\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
