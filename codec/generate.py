@@ -268,7 +268,9 @@ def render(schema: Schema, target: Target, base: Schema | None, source_name: str
     lines += [")", ""]
     exported = [n for n in schema.by_name()] + [f"BARE_{n}" for n in schema.by_name()]
     lines += ["__all__ = ["]
-    everything = sorted([*exported, "ROOTS", "TYPES", "VERSION"], key=_isort_key)
+    everything = sorted(
+        [*exported, "ROOTS", "TYPES", "VERSION"], key=lambda n: (not n.isupper(), n)
+    )
     lines += [f'    "{n}",' for n in everything]
     lines += ["]", ""]
     return "\n".join(lines)
