@@ -69,7 +69,8 @@ def check_length(n: int, stream: Any, path: str, per_item: int = 1) -> None:
     """A length or count read from the wire must fit in what is left of the input."""
     left = remaining(stream)
     if n * per_item > left:
-        raise BareParseError(f"length {n} exceeds the {left} bytes remaining", path, stream.tell())
+        what = f"length {n}" if per_item == 1 else f"count {n} (at least {n * per_item} bytes)"
+        raise BareParseError(f"{what} exceeds the {left} bytes remaining", path, stream.tell())
 
 
 def as_bytes(value: Any, path: str = "") -> bytes:

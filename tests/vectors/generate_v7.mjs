@@ -32,7 +32,8 @@ const proto = await import("@rivetkit/engine-runner-protocol");
 
 const PACKAGE = "@rivetkit/engine-runner-protocol@2.3.10";
 const SCHEMA_URL = new URL("../../schemas/runner-protocol/v7.bare", import.meta.url);
-const OUT_URL = new URL("./v7.json", import.meta.url);
+// Output path: the first argument, or v7.json beside this script.
+const OUT_URL = process.argv[2] ? new URL(`file://${process.argv[2]}`) : new URL("./v7.json", import.meta.url);
 
 {
   const pkg = JSON.parse(
