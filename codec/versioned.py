@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 from codec import convert as _convert
@@ -93,6 +95,36 @@ def _lookup(type_name: str, version: int, error: type[DecodeError] | type[Encode
         raise error(f"protocol version {version} is not supported", type_name) from None
 
 
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    """Everything the hot path needs for one (type, version), computed once."""
+
+    name: str
+    version: int
+    layout: BareType
+    latest: BareType
+    decode_at: Callable[[bytes, int, int], tuple[Any, int]]
+    encode_into: Callable[[Any, Callable[[bytes], None]], None]
+
+    @property
+    def same_as_latest(self) -> bool:
+        return self.layout is self.latest
+
+
+_entries: dict[tuple[str, int], _Entry] = {}
+
+
+def _entry(type_name: str, version: int, error: type[DecodeError] | type[EncodeError]) -> _Entry:
+    entry = _entries.get((type_name, version))
+    if entry is None:
+        layout = _lookup(type_name, version, error)
+        compiled = compile_type(layout)
+        latest = _lookup(type_name, LATEST, error)
+        entry = _Entry(type_name, version, layout, latest, compiled.decode_at, compiled.encode_into)
+        _entries[(type_name, version)] = entry
+    return entry
+
+
 def _explain_decode(t: BareType, type_name: str, data: bytes) -> DecodeError:
     stream = io.BytesIO(data)
     try:
@@ -107,22 +139,25 @@ def _explain_decode(t: BareType, type_name: str, data: bytes) -> DecodeError:
     return DecodeError("compiled decoder rejected a valid message (bug)", type_name, 0)
 
 
-def decode_raw(
-    type_name: str, data: bytes, version: int, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE
-) -> Any:
-    """Decode one whole message in the types of ``version``'s own module."""
-    t = _lookup(type_name, version, DecodeError)
-    raw = _as_bytes(data, type_name)
+def _decode_entry(entry: _Entry, data: Any, max_size: int) -> Any:
+    raw = data if data.__class__ is bytes else _as_bytes(data, entry.name)
     n = len(raw)
     if n > max_size:
-        raise DecodeError(f"message of {n} bytes exceeds the maximum of {max_size}", type_name, 0)
+        raise DecodeError(f"message of {n} bytes exceeds the maximum of {max_size}", entry.name, 0)
     try:
-        value, end = compile_type(t).decode_at(raw, 0, n)
+        value, end = entry.decode_at(raw, 0, n)
         if end == n:
             return value
     except Exception:
         pass
-    raise _explain_decode(t, type_name, raw)
+    raise _explain_decode(entry.layout, entry.name, raw)
+
+
+def decode_raw(
+    type_name: str, data: bytes, version: int, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE
+) -> Any:
+    """Decode one whole message in the types of ``version``'s own module."""
+    return _decode_entry(_entry(type_name, version, DecodeError), data, max_size)
 
 
 def _explain_encode(t: BareType, type_name: str, value: Any) -> EncodeError:
@@ -135,22 +170,25 @@ def _explain_encode(t: BareType, type_name: str, value: Any) -> EncodeError:
     return EncodeError("compiled encoder rejected a valid value (bug)", type_name)
 
 
+def _encode_entry(entry: _Entry, value: Any, max_size: int) -> bytes:
+    parts: list[bytes] = []
+    try:
+        entry.encode_into(value, parts.append)
+        out = b"".join(parts)
+    except Exception:
+        raise _explain_encode(entry.layout, entry.name, value) from None
+    if len(out) > max_size:
+        raise EncodeError(
+            f"encoding of {len(out)} bytes exceeds the maximum of {max_size}", entry.name
+        )
+    return out
+
+
 def encode_raw(
     type_name: str, value: Any, version: int, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE
 ) -> bytes:
     """Encode a value given in the types of ``version``'s own module."""
-    t = _lookup(type_name, version, EncodeError)
-    parts: list[bytes] = []
-    try:
-        compile_type(t).encode_into(value, parts.append)
-        out = b"".join(parts)
-    except Exception:
-        raise _explain_encode(t, type_name, value) from None
-    if len(out) > max_size:
-        raise EncodeError(
-            f"encoding of {len(out)} bytes exceeds the maximum of {max_size}", type_name
-        )
-    return out
+    return _encode_entry(_entry(type_name, version, EncodeError), value, max_size)
 
 
 def upgrade(type_name: str, value: Any, from_version: int) -> Any:
@@ -165,29 +203,38 @@ def downgrade(type_name: str, value: Any, to_version: int) -> Any:
     return _convert.convert(value, bare_type(type_name, LATEST), dst, type_name)
 
 
+def _upgrade_entry(entry: _Entry, value: Any) -> Any:
+    if entry.layout is entry.latest:
+        return value
+    try:
+        return _convert.convert(value, entry.layout, entry.latest, entry.name)
+    except Exception as exc:
+        raise DecodeError(f"cannot upgrade to v{LATEST}: {exc}", entry.name) from None
+
+
+def _downgrade_and_encode(entry: _Entry, value: Any, max_size: int) -> bytes:
+    if entry.layout is entry.latest:
+        return _encode_entry(entry, value, max_size)
+    try:
+        older = _convert.convert(value, entry.latest, entry.layout, entry.name)
+    except Exception:
+        raise _explain_encode(entry.latest, entry.name, value) from None
+    return _encode_entry(entry, older, max_size)
+
+
 def decode(
     type_name: str, data: bytes, version: int, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE
 ) -> Any:
     """Decode with ``version``'s layout and return the value in the latest (v8) types."""
-    value = decode_raw(type_name, data, version, max_size=max_size)
-    try:
-        return upgrade(type_name, value, version)
-    except Exception as exc:
-        raise DecodeError(f"cannot upgrade to v{LATEST}: {exc}", type_name) from None
+    entry = _entry(type_name, version, DecodeError)
+    return _upgrade_entry(entry, _decode_entry(entry, data, max_size))
 
 
 def encode(
     type_name: str, value: Any, version: int, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE
 ) -> bytes:
     """Encode a latest-types value with ``version``'s layout (downgrading first)."""
-    if _lookup(type_name, version, EncodeError) is _lookup(type_name, LATEST, EncodeError):
-        return encode_raw(type_name, value, version, max_size=max_size)
-    try:
-        older = downgrade(type_name, value, version)
-    except Exception:
-        latest = _lookup(type_name, LATEST, EncodeError)
-        raise _explain_encode(latest, type_name, value) from None
-    return encode_raw(type_name, older, version, max_size=max_size)
+    return _downgrade_and_encode(_entry(type_name, version, EncodeError), value, max_size)
 
 
 def read_embedded_version(data: bytes) -> int:
@@ -219,10 +266,7 @@ def decode_embedded(
 ) -> Any:
     """Decode an embedded-version payload and upgrade it to the latest types."""
     version, value = decode_embedded_raw(type_name, data, max_size=max_size)
-    try:
-        return upgrade(type_name, value, version)
-    except Exception as exc:
-        raise DecodeError(f"cannot upgrade to v{LATEST}: {exc}", type_name) from None
+    return _upgrade_entry(_entry(type_name, version, DecodeError), value)
 
 
 def encode_embedded(
@@ -240,17 +284,40 @@ T = TypeVar("T")
 
 
 class TopLevel(Generic[T]):
-    """Typed access to one top-level message type; values are the latest (v8) types."""
+    """Typed access to one top-level message type; values are the latest (v8) types.
+
+    This is the runtime's hot path: per-version state is looked up once and cached here.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
+        self._by_version: dict[int, _Entry] = {}
+
+    def _get(self, version: int, error: type[DecodeError] | type[EncodeError]) -> _Entry:
+        entry = self._by_version.get(version)
+        if entry is None:
+            entry = self._by_version[version] = _entry(self.name, version, error)
+        return entry
 
     def decode(self, data: bytes, version: int, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> T:
-        value: T = decode(self.name, data, version, max_size=max_size)
-        return value
+        entry = self._by_version.get(version) or self._get(version, DecodeError)
+        if data.__class__ is bytes and len(data) <= max_size:
+            try:
+                value, end = entry.decode_at(data, 0, len(data))
+            except Exception:
+                pass
+            else:
+                if end == len(data):
+                    result: T = (
+                        value if entry.layout is entry.latest else _upgrade_entry(entry, value)
+                    )
+                    return result
+        slow: T = _upgrade_entry(entry, _decode_entry(entry, data, max_size))
+        return slow
 
     def encode(self, value: T, version: int, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> bytes:
-        return encode(self.name, value, version, max_size=max_size)
+        entry = self._by_version.get(version) or self._get(version, EncodeError)
+        return _downgrade_and_encode(entry, value, max_size)
 
     def decode_embedded(self, data: bytes, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> T:
         value: T = decode_embedded(self.name, data, max_size=max_size)

@@ -69,6 +69,7 @@ _BASE_NAMESPACE: dict[str, Any] = {
     "_as_bytes": as_bytes,
     "_as_str": as_str,
     "_strict_int": strict_int,
+    "_new": object.__new__,
 }
 
 
