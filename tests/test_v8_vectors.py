@@ -15,13 +15,20 @@ META_HEX = "05322e312e37" + TS_HEX  # version "2.1.7", updateTs
 
 # §8.3, annotated byte by byte in the spec.
 SPEC_8_3 = (
-    "01" "01"
-    "1e" + ID_HEX + "01000000" + "0000000000000000"
-    + "00" "07636f756e746572" "01016b" + TS_HEX + "00" "00"
-    + "01"
-    + "01" "0101" "01aa" + META_HEX
-    + "03" "0101" "0103" "03050101"
-    + "03" "020801" "020601" "0102"
+    "01"
+    "01"
+    "1e" + ID_HEX + "01000000" + "0000000000000000" + "00"
+    "07636f756e746572"
+    "01016b" + TS_HEX + "00"
+    "00" + "01" + "01"
+    "0101"
+    "01aa" + META_HEX + "03"
+    "0101"
+    "0103"
+    "03050101" + "03"
+    "020801"
+    "020601"
+    "0102"
 )
 
 
@@ -68,14 +75,14 @@ def test_v8_absent_preload_is_v7_plus_one_zero_byte_and_v7_rejects_it_at_67() ->
 def test_spec_8_4_stored_command_value() -> None:
     start = v8.CommandStartActor(v8.ActorConfig("counter", "k", TS, None), [], None)
     data = codec.ACTOR_COMMAND_KEY_DATA.encode_embedded(start)
-    assert data.hex() == "0800" "00" "07636f756e746572" "01016b" + TS_HEX + "00" "00" "00"
+    assert data.hex() == "08000007636f756e74657201016b" + TS_HEX + "000000"
     assert len(data) == 25
     assert codec.ACTOR_COMMAND_KEY_DATA.decode_embedded(data) == start
 
 
 @pytest.mark.parametrize("stored_version", [5, 6, 7])
 def test_older_stored_commands_upgrade_with_preload_absent(stored_version: int) -> None:
-    body = bytes.fromhex("00" "07636f756e746572" "01016b" + TS_HEX + "00" "00")
+    body = bytes.fromhex("0007636f756e74657201016b" + TS_HEX + "0000")
     data = stored_version.to_bytes(2, "little") + body
     value = codec.ACTOR_COMMAND_KEY_DATA.decode_embedded(data)
     assert value == v8.CommandStartActor(v8.ActorConfig("counter", "k", TS, None), [], None)
@@ -102,7 +109,7 @@ def test_spec_8_1_pong_and_ping() -> None:
 
 def test_spec_8_2_kv_get_round_trip_is_the_same_in_v7_and_v8() -> None:
     req = v8.ToServerKvRequest(ID, 7, v8.KvGetRequest([b"\x01"]))
-    expected = "05" "1e" + ID_HEX + "07000000" "00" "01" "0101"
+    expected = "051e" + ID_HEX + "0700000000010101"
     for version in (7, 8):
         assert codec.TO_SERVER.encode(req, version).hex() == expected
     resp = v8.ToClientKvResponse(
@@ -110,7 +117,7 @@ def test_spec_8_2_kv_get_round_trip_is_the_same_in_v7_and_v8() -> None:
     )
     for version in (7, 8):
         data = codec.TO_CLIENT.encode(resp, version)
-        assert data.hex() == "03" "07000000" "01" "010101" "0101aa" "01" + META_HEX
+        assert data.hex() == "0307000000010101010101aa01" + META_HEX
         assert len(data) == 27
 
 
@@ -130,12 +137,27 @@ OWN_V8 = [
                 v8.CommandWrapper(v8.ActorCheckpoint("a", 0, 2**63 - 1), v8.CommandStopActor()),
             ]
         ),
-        "02" "02"
-        "0161" "ffffffff" "ffffffffffffffff"
-        "00" "08d0bad0bbd18ed187" "00" "0000000000000080" "0100"
-        "01" "00010203" "fffefdfc"
-        "01" "00" "00" "00"
-        "0161" "00000000" "ffffffffffffff7f" "01",
+        "02"
+        "02"
+        "0161"
+        "ffffffff"
+        "ffffffffffffffff"
+        "00"
+        "08d0bad0bbd18ed187"
+        "00"
+        "0000000000000080"
+        "0100"
+        "01"
+        "00010203"
+        "fffefdfc"
+        "01"
+        "00"
+        "00"
+        "00"
+        "0161"
+        "00000000"
+        "ffffffffffffff7f"
+        "01",
         id="ToRunner commands: max ints, utf-8, hibernating request, empty preload, stop",
     ),
     pytest.param(
@@ -147,8 +169,7 @@ OWN_V8 = [
                 [v8.PreloadedKvEntry(b"", b"\x00" * 128, v8.KvMetadata(b"", 0))], [b""], []
             ),
         ),
-        "00" "016e" "0100" "0000000000000000" "00" "00"
-        "01" "01" "00" "8001" + "00" * 128 + "00" "0000000000000000" "01" "00" "00",
+        "00016e0100000000000000000000000101008001" + "00" * 128 + "000000000000000000010000",
         id="stored start with a 128-byte value (2-byte varint length)",
     ),
 ]
