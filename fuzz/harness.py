@@ -88,7 +88,9 @@ def check_one(type_name: str, version: int, data: bytes) -> None:
             if marker in message:
                 raise AssertionError(f"codec reports an internal bug ({message}): {what}") from exc
         if c_ok:
-            raise AssertionError(f"decode_raw rejects ({message}) what both paths accept: {what}")
+            raise AssertionError(
+                f"decode_raw rejects ({message}) what both paths accept: {what}"
+            ) from exc
         return
 
     if not c_ok:

@@ -51,7 +51,7 @@ def test_vectors_cover_every_top_level_type_and_union_member() -> None:
     for v in VECTORS_V7:
         walk(v["json"])
     members = {
-        m.type_name
+        str(m.type_name)
         for t in codec.v7.TYPES.values()
         if isinstance(t, codec.bare.Union)
         for m in t.members
