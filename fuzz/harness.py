@@ -10,7 +10,8 @@ For one (top-level type, protocol version, input) :func:`check_one` requires:
   :class:`codec.DecodeError` on reject, and that error's text never carries the codec's own
   disagreement markers (``internal decoder error``, ``(bug)``);
 * on accept, both decoders give equal values and both encoders (``codec.encode_raw`` and the
-  interpreted ``t._build``) give back exactly the input bytes.
+  interpreted ``t._build``) give back exactly the input bytes; the versioned API does too:
+  ``codec.encode(codec.decode(data, version), version) == data`` (upgrade to v8, then back).
 
 A violated invariant raises :class:`AssertionError`; an exception the contract does not allow
 (anything but ``BareParseError`` from the interpreted path, anything but ``DecodeError`` from
@@ -108,3 +109,8 @@ def check_one(type_name: str, version: int, data: bytes) -> None:
     built = stream.getvalue()
     if built != data:
         raise AssertionError(f"interpreted build gives {built.hex()} instead of the input: {what}")
+
+    latest = codec.decode(type_name, data, version)
+    again = codec.encode(type_name, latest, version)
+    if again != data:
+        raise AssertionError(f"decode/encode via v{codec.LATEST} gives {again.hex()}: {what}")

@@ -70,6 +70,7 @@ _BASE_NAMESPACE: dict[str, Any] = {
     "_as_str": as_str,
     "_strict_int": strict_int,
     "_new": object.__new__,
+    "_SEQ": (list, tuple),
 }
 
 
@@ -125,14 +126,17 @@ class Gen:
     def call_encode(self, t: BareType, out: list[str], ind: str, src: str) -> None:
         out.append(f"{ind}{self.encoder(t)}({src}, a)")
 
-    def decoder(self, t: BareType) -> str:
-        """Name of the decode function for ``t``, emitting it on first use."""
+    def decoder(self, t: BareType, *, root: bool = False) -> str:
+        """Name of the decode function for ``t``, emitting it on first use. The root function
+        also bounds the input at ``e`` (inner functions run with ``e == len(b)``)."""
         name = self._decoders.get(id(t))
         if name is None:
             name = self._name(t, "d")
             self._decoders[id(t)] = name
             self._keep.append(t)
             body: list[str] = [f"def {name}(b, p, e):"]
+            if root:
+                body.append("    if e != len(b): b = b[:e]; e = len(b)")
             emit_body = getattr(t, "emit_decode_body", None)
             if emit_body is not None:
                 emit_body(self, body, "    ", "r")
@@ -182,7 +186,7 @@ def compile_type(t: BareType) -> Compiled:
     if hit is not None and hit[0] is t:
         return hit[1]
     g = Gen()
-    dec = g.decoder(t)
+    dec = g.decoder(t, root=True)
     enc = g.encoder(t)
     source = "\n\n".join(g.functions) + "\n"
     code = compile(source, f"<bare codec for {t.describe()}>", "exec")

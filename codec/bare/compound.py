@@ -123,7 +123,10 @@ class List(BareType):
 
     def emit_encode(self, g: Gen, out: list[str], ind: str, src: str) -> None:
         n, item = g.tmp(), g.tmp()
-        out.append(f"{ind}if {src}.__class__ is not list and {src}.__class__ is not tuple:")
+        out.append(
+            f"{ind}if {src}.__class__ is not list and {src}.__class__ is not tuple"
+            f" and not isinstance({src}, _SEQ):"
+        )
         out.append(f"{ind}    raise _Fail")
         out.append(f"{ind}{n} = len({src})")
         g.emit_uvarint_append(out, ind, n)
@@ -186,7 +189,8 @@ class Map(BareType):
 
     def emit_encode(self, g: Gen, out: list[str], ind: str, src: str) -> None:
         n, k, v = g.tmp(), g.tmp(), g.tmp()
-        out.append(f"{ind}if {src}.__class__ is not dict: raise _Fail")
+        out.append(f"{ind}if {src}.__class__ is not dict and not isinstance({src}, dict):")
+        out.append(f"{ind}    raise _Fail")
         out.append(f"{ind}{n} = len({src})")
         g.emit_uvarint_append(out, ind, n)
         out.append(f"{ind}for {k}, {v} in {src}.items():")
