@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +95,25 @@ class RunnerOptions:
         return connect_url(self.endpoint, self.protocol_version, self.namespace, self.runner_key)
 
 
+Connector = Callable[
+    [trio.Nursery, str, list[str], int], Awaitable[trio_websocket.WebSocketConnection]
+]
+"""``(nursery, url, subprotocols, max_message_size) -> open client WebSocket``."""
+
+
+async def connect_tcp(
+    nursery: trio.Nursery, url: str, protocols: list[str], max_message_size: int
+) -> trio_websocket.WebSocketConnection:
+    """The default connector: a real WebSocket (trio-websocket) to ``url``."""
+    return await trio_websocket.connect_websocket_url(
+        nursery,
+        url,
+        subprotocols=protocols,
+        max_message_size=max_message_size,
+        message_queue_size=64,
+    )
+
+
 class RunnerClosedError(Exception):
     """The runner shut down (or was evicted) and cannot be used any more."""
 
@@ -110,9 +129,12 @@ class _KvWaiter:
 class Runner:
     """A runner process's connection to the engine; create it with :func:`open_runner`."""
 
-    def __init__(self, options: RunnerOptions, app: RunnerApp) -> None:
+    def __init__(
+        self, options: RunnerOptions, app: RunnerApp, *, connect: Connector = connect_tcp
+    ) -> None:
         self.options = options
         self.app = app
+        self._connect = connect
         self.core = RunnerCore(
             RunnerConfig(
                 name=options.runner_name,
@@ -152,8 +174,9 @@ class Runner:
         return self.core.connected
 
     async def wait_connected(self) -> None:
-        """Until the handshake completed (at least once since the last disconnect)."""
-        await self._connected.wait()
+        """Until the runner is connected (handshake done)."""
+        while not self.core.connected:
+            await self._connected.wait()
 
     def actor(self, actor_id: str) -> ActorHandle | None:
         """The hosted instance of an actor, if any (newest generation)."""
@@ -298,7 +321,8 @@ class Runner:
                     extra={"url": self.options.url, "error": self.last_error, "attempt": attempt},
                 )
             self._ws = None
-            self._connected = trio.Event()
+            if self._connected.is_set():
+                self._connected = trio.Event()
             self._call(self.core.connection_lost)
             if close is not None and close.is_eviction:
                 log.warning("evicted by the engine; shutting down", extra={"reason": str(close)})
@@ -317,12 +341,8 @@ class Runner:
     async def _connect_once(self) -> CloseInfo | None:
         opts = self.options
         with trio.fail_after(opts.connect_timeout):
-            ws = await trio_websocket.connect_websocket_url(
-                self._nursery_for_ws(),
-                opts.url,
-                subprotocols=subprotocols(opts.token),
-                max_message_size=opts.max_message_size,
-                message_queue_size=64,
+            ws = await self._connect(
+                self._nursery_for_ws(), opts.url, subprotocols(opts.token), opts.max_message_size
             )
         self._ws = ws
         self.connections += 1
@@ -598,11 +618,15 @@ class Runner:
 
 @asynccontextmanager
 async def open_runner(
-    options: RunnerOptions, app: RunnerApp, *, graceful_exit: bool = True
+    options: RunnerOptions,
+    app: RunnerApp,
+    *,
+    graceful_exit: bool = True,
+    connect: Connector = connect_tcp,
 ) -> AsyncIterator[Runner]:
     """Run a runner for the duration of the block; on exit it shuts down (gracefully unless
     ``graceful_exit`` is False) and every task it started has finished."""
-    runner = Runner(options, app)
+    runner = Runner(options, app, connect=connect)
     async with trio.open_nursery() as nursery:
         await nursery.start(runner.run)
         try:
