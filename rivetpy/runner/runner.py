@@ -159,6 +159,7 @@ class Runner:
         self._lost_scope: trio.CancelScope | None = None
         self._stopped = trio.Event()
         self._shutdown_started = False
+        self._drain_scope: trio.CancelScope | None = None
         #: last connection failure, for diagnostics ("why is it not connecting?")
         self.last_error: str | None = None
         self.last_close: CloseInfo | None = None
@@ -205,9 +206,11 @@ class Runner:
         if graceful and self.core.lifecycle is Lifecycle.ACTIVE and self.core.connected:
             self._call(self.core.begin_drain)
             log.info("draining", extra={"actors": len(self.core.hosted())})
-            with trio.move_on_after(self.options.drain_timeout):
+            with trio.move_on_after(self.options.drain_timeout) as drain_scope:
+                self._drain_scope = drain_scope
                 while self.core.hosted() and self.core.connected:
                     await trio.sleep(0.05)
+            self._drain_scope = None
         ws = self._ws
         if ws is not None:
             with trio.move_on_after(5):
@@ -215,6 +218,11 @@ class Runner:
         self._call(self.core.shutdown)
         await self._wait_actors_gone(timeout=30)
         self._stopped.set()
+
+    def abort_drain(self) -> None:
+        """Cut a graceful shutdown's wait for the engine to stop the actors short."""
+        if self._drain_scope is not None:
+            self._drain_scope.cancel()
 
     # -- core plumbing ----------------------------------------------------------------------
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
