@@ -266,6 +266,22 @@ class Enum(BareType):
         return self.type_name or "enum"
 
 
+class _Inline(BareType):
+    """A named type whose code is emitted inline into its users (no call per value)."""
+
+    def emit_decode(self, g: Gen, out: list[str], ind: str, target: str) -> None:
+        self.emit_decode_body(g, out, ind, target)
+
+    def emit_encode(self, g: Gen, out: list[str], ind: str, src: str) -> None:
+        self.emit_encode_body(g, out, ind, src)
+
+    def emit_decode_body(self, g: Gen, out: list[str], ind: str, target: str) -> None:
+        raise NotImplementedError
+
+    def emit_encode_body(self, g: Gen, out: list[str], ind: str, src: str) -> None:
+        raise NotImplementedError
+
+
 class Field:
     """One struct field: ``wire_name`` as in the schema (and the JSON mapping), ``attr`` the
     Python attribute name."""
@@ -278,7 +294,7 @@ class Field:
         self.type = type_
 
 
-class Struct(BareType):
+class Struct(_Inline):
     """A BARE struct decoded to ``cls(*fields)``. With no fields it is a void union member
     (zero bytes; JSON ``null``)."""
 
@@ -307,13 +323,6 @@ class Struct(BareType):
         for f in self.fields:
             f.type._build(getattr(obj, f.attr), stream, context, join_path(path, f.wire_name))
         return obj
-
-    # Structs and wrappers are emitted inline into their users (no call per value).
-    def emit_decode(self, g: Gen, out: list[str], ind: str, target: str) -> None:
-        self.emit_decode_body(g, out, ind, target)
-
-    def emit_encode(self, g: Gen, out: list[str], ind: str, src: str) -> None:
-        self.emit_encode_body(g, out, ind, src)
 
     def emit_decode_body(self, g: Gen, out: list[str], ind: str, target: str) -> None:
         cls = g.const(self.cls, self.type_name or "struct")
@@ -371,7 +380,7 @@ class Struct(BareType):
         return self.type_name or "struct"
 
 
-class Wrapper(BareType):
+class Wrapper(_Inline):
     """A named alias of a non-struct type used as a union member, decoded to ``cls(value)``.
     Its JSON form is the inner value's (the wrapper is invisible on the wire and in JSON)."""
 
@@ -390,13 +399,6 @@ class Wrapper(BareType):
             raise BareBuildError(f"expected {self.type_name}, got {type(obj).__name__}", path)
         self.inner._build(obj.value, stream, context, path)
         return obj
-
-    # Structs and wrappers are emitted inline into their users (no call per value).
-    def emit_decode(self, g: Gen, out: list[str], ind: str, target: str) -> None:
-        self.emit_decode_body(g, out, ind, target)
-
-    def emit_encode(self, g: Gen, out: list[str], ind: str, src: str) -> None:
-        self.emit_encode_body(g, out, ind, src)
 
     def emit_decode_body(self, g: Gen, out: list[str], ind: str, target: str) -> None:
         cls = g.const(self.cls, self.type_name or "wrapper")
