@@ -113,6 +113,22 @@ class Gen:
         out.append(f"{ind}else:")
         out.append(f"{ind}    {target}, p = _uv(b, p)")
 
+    def emit_length_prefixed(self, out: list[str], ind: str, target: str, suffix: str) -> None:
+        """``data``/``str``: a length then that many bytes (``suffix`` applied to the slice).
+        The one-byte-length case (lengths < 128) is the hot path and skips a store."""
+        n, q = self.tmp(), self.tmp()
+        out.append(f"{ind}{n} = b[p]")
+        out.append(f"{ind}if {n} < 128:")
+        out.append(f"{ind}    {q} = p + 1 + {n}")
+        out.append(f"{ind}    if {q} > e: raise _Fail")
+        out.append(f"{ind}    {target} = b[p + 1:{q}]{suffix}")
+        out.append(f"{ind}else:")
+        out.append(f"{ind}    {n}, p = _uv(b, p)")
+        out.append(f"{ind}    {q} = p + {n}")
+        out.append(f"{ind}    if {q} > e: raise _Fail")
+        out.append(f"{ind}    {target} = b[p:{q}]{suffix}")
+        out.append(f"{ind}p = {q}")
+
     def emit_uvarint_append(self, out: list[str], ind: str, expr: str) -> None:
         out.append(f"{ind}a(_UV1[{expr}] if {expr} < 128 else _uvenc({expr}))")
 

@@ -281,12 +281,7 @@ class Data(BareType):
         return obj
 
     def emit_decode(self, g: Gen, out: list[str], ind: str, target: str) -> None:
-        n, q = g.tmp(), g.tmp()
-        g.emit_uvarint(out, ind, n)
-        out.append(f"{ind}{q} = p + {n}")
-        out.append(f"{ind}if {q} > e: raise _Fail")
-        out.append(f"{ind}{target} = b[p:{q}]")
-        out.append(f"{ind}p = {q}")
+        g.emit_length_prefixed(out, ind, target, "")
 
     def emit_encode(self, g: Gen, out: list[str], ind: str, src: str) -> None:
         out.append(f"{ind}if {src}.__class__ is not bytes: {src} = _as_bytes({src})")
@@ -325,12 +320,7 @@ class Str(BareType):
         return obj
 
     def emit_decode(self, g: Gen, out: list[str], ind: str, target: str) -> None:
-        n, q = g.tmp(), g.tmp()
-        g.emit_uvarint(out, ind, n)
-        out.append(f"{ind}{q} = p + {n}")
-        out.append(f"{ind}if {q} > e: raise _Fail")
-        out.append(f"{ind}{target} = b[p:{q}].decode()")
-        out.append(f"{ind}p = {q}")
+        g.emit_length_prefixed(out, ind, target, ".decode()")
 
     def emit_encode(self, g: Gen, out: list[str], ind: str, src: str) -> None:
         raw, n = g.tmp(), g.tmp()
