@@ -93,6 +93,8 @@ class Instance:
     next_event_index: int = 0
     history: list[v8.EventWrapper] = field(default_factory=list)
     destroy_requested: bool = False
+    #: the start callback's error, reported in ``ActorStateStopped``
+    failure: str | None = None
     #: hibernating requests from the start command not restored yet
     awaiting_restore: set[ev.TunnelKey] = field(default_factory=set)
     #: tunnel events held while the start callback runs
@@ -119,6 +121,8 @@ class RunnerCore:
         self._kv = KvTable(config.kv_timeout)
         self._requests: dict[ev.TunnelKey, TunnelRequest] = {}
         self._tunnel_buffer: list[tuple[TunnelRequest, v8.ToServerTunnelMessageKind]] = []
+        #: unacked history of removed instances, kept until handed out while connected
+        self._retired: dict[tuple[str, int], list[v8.EventWrapper]] = {}
         self._stopping_unsent = False
         self._backlog_warned = False
 
@@ -126,6 +130,9 @@ class RunnerCore:
     def messages_to_send(self) -> list[v8.ToServer]:
         """Take the messages to write, in order."""
         out, self._outbox = self._outbox, []
+        if self.connected:
+            # Whatever is retired is in ``out`` (sent when it stopped, or in the init flush).
+            self._retired.clear()
         return out
 
     def next_events(self) -> list[ev.Event]:
@@ -162,7 +169,9 @@ class RunnerCore:
         self._outbox.append(self.config.init_message())
 
     def connection_lost(self) -> None:
-        """The socket closed or failed. Unsent output is kept for the next connection."""
+        """The socket closed or failed. Output not taken yet is dropped: events are resent
+        from history and KV requests are resent after the next handshake; pongs, command acks
+        and tunnel messages are lost (as if written to the dead socket)."""
         if self.conn is ConnState.DISCONNECTED:
             return
         self.conn = ConnState.DISCONNECTED
@@ -215,7 +224,8 @@ class RunnerCore:
         # Pending KV requests are (re)sent; their timeout keeps counting from the last send.
         for req in self._kv.to_resend():
             self._send_kv(req, now=req.since)
-        history = [w for inst in self._instances.values() for w in inst.history]
+        history = [w for old in self._retired.values() for w in old]
+        history += [w for inst in self._instances.values() for w in inst.history]
         if history:
             self._outbox.append(v8.ToServerEvents(history))
         buffered, self._tunnel_buffer = self._tunnel_buffer, []
@@ -249,6 +259,10 @@ class RunnerCore:
                 self._start(cp, cmd)
             else:
                 self._request_stop(cp.actor_id, cp.generation, ev.StopReason.COMMAND)
+            if (cp.actor_id, cp.generation) not in self._instances:
+                # A stop for a generation not hosted (or a start refused after shutdown):
+                # ack it like a stopped generation, then forget it.
+                self._commands.generation_gone(cp.actor_id, cp.generation)
         if replayed:
             self.ack_commands()
 
@@ -318,14 +332,20 @@ class RunnerCore:
         inst = self._inst(actor_id, generation)
         if inst.state is not InstanceState.STARTING:
             raise LocalProtocolError(f"start_failed while {inst.state.value}")
+        inst.failure = message
         self._request_stop(actor_id, generation, ev.StopReason.START_FAILED)
 
     def stop_completed(self, actor_id: str, generation: int, error: str | None = None) -> None:
         """The instance's stop path finished: report ``ActorStateStopped`` and forget it.
 
         Non-hibernatable sockets are closed locally without telling the engine; hibernatable
-        ones are left to the gateway; in-flight HTTP requests are aborted (no response)."""
+        ones are left to the gateway; in-flight HTTP requests are aborted (no response). The
+        code is ERROR with ``error`` (or the ``start_failed`` message) if either is set. The
+        instance's unacked history is resent after the next handshake unless it was handed out
+        by ``messages_to_send()`` while connected."""
         inst = self._inst(actor_id, generation)
+        if error is None:
+            error = inst.failure
         for key in sorted(inst.requests):
             request = self._requests.pop(key, None)
             if request is None:
@@ -338,6 +358,8 @@ class RunnerCore:
         code = v8.StopCode.OK if graceful and error is None else v8.StopCode.ERROR
         self._actor_event(inst, v8.EventActorStateUpdate(v8.ActorStateStopped(code, error)))
         del self._instances[(actor_id, generation)]
+        if inst.history:
+            self._retired[(actor_id, generation)] = inst.history
         if self._current.get(actor_id) == generation:
             del self._current[actor_id]
         self._commands.generation_gone(actor_id, generation)
@@ -537,6 +559,10 @@ class RunnerCore:
                 log.warning("WebSocket message for a socket that is not open")
                 return
             if request.hibernatable:
+                if inst.state is InstanceState.STOPPING:
+                    # Neither processed nor acked: the gateway replays it after the wake
+                    # (hibernation.md §8.4).
+                    return
                 if le(event.index, request.in_index):
                     return  # a replayed message already processed
                 if event.index != next_index(request.in_index):
