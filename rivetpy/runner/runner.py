@@ -376,30 +376,35 @@ class Runner:
         return self._nursery
 
     async def _reader(self, ws: trio_websocket.WebSocketConnection) -> None:
-        while True:
+        timeout = self.options.ping_timeout
+        error = ""
+        # One scope for the connection whose deadline moves forward with every frame (cheaper
+        # than a fail_after per frame): with no frame for ``ping_timeout`` it fires.
+        with trio.CancelScope(deadline=trio.current_time() + timeout) as watchdog:
             try:
-                with trio.fail_after(self.options.ping_timeout):
+                while True:
                     data = await ws.get_message()
+                    watchdog.deadline = trio.current_time() + timeout
+                    if isinstance(data, str):
+                        error = "text frame from the engine"
+                        break
+                    try:
+                        self._call(self.core.receive_frame, data)
+                    except RemoteProtocolError as exc:
+                        error = str(exc)
+                        break
             except trio_websocket.ConnectionClosed:
                 return
-            except trio.TooSlowError:
-                log.warning(
-                    "no frame from the engine: reconnecting",
-                    extra={"timeout_s": self.options.ping_timeout},
-                )
-                self.last_error = "ping timeout"
-                with trio.move_on_after(2):
-                    await ws.aclose(1011, "runner.ping_timeout")
-                return
-            try:
-                if isinstance(data, str):
-                    raise RemoteProtocolError("text frame from the engine")
-                self._call(self.core.receive_frame, data)
-            except RemoteProtocolError as exc:
-                log.error("invalid frame from the engine", extra={"error": str(exc)})
-                with trio.move_on_after(2):
-                    await ws.aclose(1011, "runner.invalid_frame")
-                return
+        if watchdog.cancelled_caught:
+            log.warning("no frame from the engine: reconnecting", extra={"timeout_s": timeout})
+            self.last_error = "ping timeout"
+            reason = "runner.ping_timeout"
+        else:
+            log.error("invalid frame from the engine", extra={"error": error})
+            self.last_error = f"invalid frame: {error}"
+            reason = "runner.invalid_frame"
+        with trio.move_on_after(2):
+            await ws.aclose(1011, reason)
 
     async def _writer(self, ws: trio_websocket.WebSocketConnection) -> None:
         version = self.options.protocol_version

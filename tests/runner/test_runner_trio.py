@@ -298,3 +298,21 @@ async def test_reconnect_keeps_the_runner_key_and_does_not_restart_actors(
     assert app.started == [(ACTOR, 1)]
     keys = {parse_qs(urlsplit(c.url).query)["runner_key"][0] for c in engine.connections}
     assert len(keys) == 1
+
+
+async def test_an_undecodable_frame_closes_1011_and_reconnects(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    engine = FakeEngine()
+    with trio.fail_after(100):
+        async with open_runner(
+            options(), RecordingApp(), connect=engine.connect, graceful_exit=False
+        ) as runner:
+            conn = await connected(engine)
+            assert conn.ws is not None
+            await conn.ws.send_message(b"\x09garbage")
+            await conn.closed.wait()
+            again = await connected(engine)
+            assert again is not conn
+            assert (conn.close_code, conn.close_reason) == (1011, "runner.invalid_frame")
+            assert runner.last_error is not None and "invalid frame" in runner.last_error
