@@ -150,8 +150,7 @@ class WebSocket:
             raise WebSocketClosedError(self.close_code, self.close_reason)
         binary = isinstance(data, bytes)
         raw = data if isinstance(data, bytes) else data.encode("utf-8")
-        self._runner._ws_send(self.key, raw, binary)
-        await trio.lowlevel.checkpoint()
+        await self._runner._ws_send(self.key, raw, binary)
 
     async def receive(self) -> WebSocketMessage:
         """The next message; raises :class:`WebSocketClosedError` once the socket is closed."""

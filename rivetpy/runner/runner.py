@@ -148,6 +148,9 @@ class Runner:
         )
         self._nursery: trio.Nursery | None = None
         self._wake_writer = trio.Event()
+        self._write_lock = trio.StrictFIFOLock()
+        #: set while a task that will flush the outbox itself calls into the core
+        self._inline_flush = False
         self._kv_added = trio.Event()
         self._kv_waiters: dict[int, _KvWaiter] = {}
         self._actors: dict[tuple[str, int], ActorHandle] = {}
@@ -234,7 +237,33 @@ class Runner:
     def _pump(self) -> None:
         for event in self.core.next_events():
             self._dispatch(event)
-        self._wake_writer.set()
+        if not self._inline_flush:
+            self._wake_writer.set()
+
+    def _call_then_flush_here(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Like :meth:`_call` for a caller that awaits :meth:`_flush` right after (saves waking
+        the writer task: one scheduler pass less per message)."""
+        self._inline_flush = True
+        try:
+            return self._call(fn, *args)
+        finally:
+            self._inline_flush = False
+
+    async def _flush(self) -> None:
+        """Write what the core queued, from the calling task, serialized with the writer."""
+        ws = self._ws
+        if ws is None:
+            return
+        try:
+            async with self._write_lock:
+                await self._write_pending(ws)
+        except trio_websocket.ConnectionClosed:
+            pass  # the reader sees the close; events and KV are resent after reconnect
+
+    async def _write_pending(self, ws: trio_websocket.WebSocketConnection) -> None:
+        version = self.options.protocol_version
+        for msg in self.core.messages_to_send():
+            await ws.send_message(codec.TO_SERVER.encode(msg, version))
 
     def _dispatch(self, event: ev.Event) -> None:
         if isinstance(event, ev.Connected):
@@ -389,10 +418,11 @@ class Runner:
                         error = "text frame from the engine"
                         break
                     try:
-                        self._call(self.core.receive_frame, data)
+                        self._call_then_flush_here(self.core.receive_frame, data)
                     except RemoteProtocolError as exc:
                         error = str(exc)
                         break
+                    await self._flush()
             except trio_websocket.ConnectionClosed:
                 return
         if watchdog.cancelled_caught:
@@ -407,16 +437,14 @@ class Runner:
             await ws.aclose(1011, reason)
 
     async def _writer(self, ws: trio_websocket.WebSocketConnection) -> None:
-        version = self.options.protocol_version
         while True:
             await self._wake_writer.wait()
             self._wake_writer = trio.Event()
-            for msg in self.core.messages_to_send():
-                frame = codec.TO_SERVER.encode(msg, version)
-                try:
-                    await ws.send_message(frame)
-                except trio_websocket.ConnectionClosed:
-                    return
+            try:
+                async with self._write_lock:
+                    await self._write_pending(ws)
+            except trio_websocket.ConnectionClosed:
+                return
 
     async def _ack_loop(self) -> None:
         while True:
@@ -595,9 +623,10 @@ class Runner:
                 self._call(self.core.close_websocket, ws.key, 1000, "")
             self._sockets.pop(ws.key, None)
 
-    def _ws_send(self, key: ev.TunnelKey, data: bytes, binary: bool) -> None:
-        if not self._call(self.core.send_websocket_message, key, data, binary):
+    async def _ws_send(self, key: ev.TunnelKey, data: bytes, binary: bool) -> None:
+        if not self._call_then_flush_here(self.core.send_websocket_message, key, data, binary):
             raise WebSocketClosedError(None, "socket is gone")
+        await self._flush()
 
     def _ws_ack(self, key: ev.TunnelKey, index: int) -> None:
         self._call(self.core.ack_websocket, key, index)
