@@ -283,6 +283,17 @@ def encode_embedded(
 T = TypeVar("T")
 
 
+@dataclass(frozen=True, slots=True)
+class _Fast:
+    """The hot path of one (type, version): whole-message compiled functions."""
+
+    decode_all: Callable[[bytes], Any]
+    encode_all: Callable[[Any], bytes]
+    #: the layout is the latest's (no conversion needed)
+    same: bool
+    entry: _Entry
+
+
 class TopLevel(Generic[T]):
     """Typed access to one top-level message type; values are the latest (v8) types.
 
@@ -291,33 +302,46 @@ class TopLevel(Generic[T]):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._by_version: dict[int, _Entry] = {}
+        self._fast_by_version: dict[int, _Fast] = {}
 
-    def _get(self, version: int, error: type[DecodeError] | type[EncodeError]) -> _Entry:
-        entry = self._by_version.get(version)
-        if entry is None:
-            entry = self._by_version[version] = _entry(self.name, version, error)
-        return entry
+    def _path(self, version: int, error: type[DecodeError] | type[EncodeError]) -> _Fast:
+        fast = self._fast_by_version.get(version)
+        if fast is None:
+            entry = _entry(self.name, version, error)
+            compiled = compile_type(entry.layout)
+            fast = _Fast(
+                compiled.decode_all, compiled.encode_all, entry.layout is entry.latest, entry
+            )
+            self._fast_by_version[version] = fast
+        return fast
 
     def decode(self, data: bytes, version: int, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> T:
-        entry = self._by_version.get(version) or self._get(version, DecodeError)
+        fast = self._fast_by_version.get(version) or self._path(version, DecodeError)
         if data.__class__ is bytes and len(data) <= max_size:
             try:
-                value, end = entry.decode_at(data, 0, len(data))
+                value = fast.decode_all(data)
             except Exception:
                 pass
             else:
-                if end == len(data):
-                    result: T = (
-                        value if entry.layout is entry.latest else _upgrade_entry(entry, value)
-                    )
+                if fast.same:
+                    result: T = value
                     return result
-        slow: T = _upgrade_entry(entry, _decode_entry(entry, data, max_size))
+                upgraded: T = _upgrade_entry(fast.entry, value)
+                return upgraded
+        slow: T = _upgrade_entry(fast.entry, _decode_entry(fast.entry, data, max_size))
         return slow
 
     def encode(self, value: T, version: int, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> bytes:
-        entry = self._by_version.get(version) or self._get(version, EncodeError)
-        return _downgrade_and_encode(entry, value, max_size)
+        fast = self._fast_by_version.get(version) or self._path(version, EncodeError)
+        if fast.same:
+            try:
+                out = fast.encode_all(value)
+            except Exception:
+                pass
+            else:
+                if len(out) <= max_size:
+                    return out
+        return _downgrade_and_encode(fast.entry, value, max_size)
 
     def decode_embedded(self, data: bytes, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> T:
         value: T = decode_embedded(self.name, data, max_size=max_size)

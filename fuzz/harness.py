@@ -43,12 +43,22 @@ def target_name(type_name: str, version: int) -> str:
 
 
 def _compiled(t: BareType, data: bytes) -> tuple[bool, Any]:
-    """(accepted, value) of the compiled decoder; any exception or short consumption rejects."""
+    """(accepted, value) of the compiled decoder; any exception or short consumption rejects.
+    Both compiled entry points (``decode_at`` and the hot path's ``decode_all``) must agree."""
+    compiled = compile_type(t)
     try:
-        value, end = compile_type(t).decode_at(data, 0, len(data))
+        value, end = compiled.decode_at(data, 0, len(data))
+        ok = end == len(data)
     except Exception:
-        return False, None
-    return end == len(data), value
+        ok, value = False, None
+    try:
+        whole = compiled.decode_all(data)
+        whole_ok = True
+    except Exception:
+        whole, whole_ok = None, False
+    if whole_ok != ok or (ok and whole != value):
+        raise AssertionError(f"decode_all and decode_at disagree on {data.hex() or '<empty>'}")
+    return ok, value if ok else None
 
 
 def _interpreted(t: BareType, type_name: str, data: bytes) -> tuple[bool, Any]:

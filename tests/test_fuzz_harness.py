@@ -142,7 +142,10 @@ def test_detects_compiled_and_interpreted_disagreeing(monkeypatch: pytest.Monkey
         raise IndexError(p)
 
     def fake_compile(t: codec.bare.BareType) -> Compiled:
-        return Compiled(reject_all, lambda x, a: None, "")
+        def reject_whole(b: bytes) -> Any:
+            raise IndexError(0)
+
+        return Compiled(reject_all, lambda x, a: None, reject_whole, lambda x: b"", "")
 
     monkeypatch.setattr(harness, "compile_type", fake_compile)
     with pytest.raises(AssertionError, match="compiled path rejects but interpreted path accepts"):

@@ -190,6 +190,10 @@ class Compiled:
 
     decode_at: Callable[[bytes, int, int], tuple[Any, int]]
     encode_into: Callable[[Any, Callable[[bytes], None]], None]
+    #: ``decode_all(b)``: the value of exactly ``b`` (trailing bytes fail); the hot path
+    decode_all: Callable[[bytes], Any]
+    #: ``encode_all(x)``: the encoding as one bytes object; the hot path
+    encode_all: Callable[[Any], bytes]
     source: str
 
 
@@ -204,10 +208,23 @@ def compile_type(t: BareType) -> Compiled:
     g = Gen()
     dec = g.decoder(t, root=True)
     enc = g.encoder(t)
+    # Whole-message forms with the root's code inlined: no (value, end) tuple, no append
+    # passed in, one call from the codec's hot path.
+    body: list[str] = ["def _decode_all(b):", "    e = len(b)", "    p = 0"]
+    emit = getattr(t, "emit_decode_body", t.emit_decode)
+    emit(g, body, "    ", "r")
+    body += ["    if p != e: raise _Fail", "    return r"]
+    g.functions.append("\n".join(body))
+    body = ["def _encode_all(x):", "    parts = []", "    a = parts.append"]
+    emit = getattr(t, "emit_encode_body", t.emit_encode)
+    emit(g, body, "    ", "x")
+    body.append("    return b''.join(parts)")
+    g.functions.append("\n".join(body))
     source = "\n\n".join(g.functions) + "\n"
     code = compile(source, f"<bare codec for {t.describe()}>", "exec")
     exec(code, g.namespace)
-    compiled = Compiled(g.namespace[dec], g.namespace[enc], source)
+    ns = g.namespace
+    compiled = Compiled(ns[dec], ns[enc], ns["_decode_all"], ns["_encode_all"], source)
     _cache[id(t)] = (t, compiled)
     return compiled
 

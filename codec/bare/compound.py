@@ -12,6 +12,7 @@ struct with no fields), an enum to an ``IntEnum``, a non-struct alias used as a 
 from __future__ import annotations
 
 import enum
+import struct
 import types
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -24,7 +25,13 @@ from codec.bare.core import (
     join_path,
     read_byte,
 )
-from codec.bare.scalars import check_length, read_uvarint, uvarint_bytes
+from codec.bare.scalars import (
+    FixedData,
+    FixedInt,
+    check_length,
+    read_uvarint,
+    uvarint_bytes,
+)
 
 if TYPE_CHECKING:
     from codec.bare.compiler import Gen
@@ -266,6 +273,13 @@ class Enum(BareType):
         return self.type_name or "enum"
 
 
+def _fixed_format(t: BareType) -> str:
+    if isinstance(t, FixedInt):
+        return t.packer.format[1:]
+    assert isinstance(t, FixedData)
+    return f"{t.length}s"
+
+
 class _Inline(BareType):
     """A named type whose code is emitted inline into its users (no call per value)."""
 
@@ -326,11 +340,26 @@ class Struct(_Inline):
 
     def emit_decode_body(self, g: Gen, out: list[str], ind: str, target: str) -> None:
         cls = g.const(self.cls, self.type_name or "struct")
-        names = []
-        for f in self.fields:
+        names: list[str] = []
+        i = 0
+        while i < len(self.fields):
+            j = i
+            while j < len(self.fields) and isinstance(self.fields[j].type, FixedInt | FixedData):
+                j += 1
+            if j - i >= 2:
+                # A run of fixed-width fields is one struct.unpack_from (bytes via "Ns").
+                run = [g.tmp() for _ in range(i, j)]
+                fmt = "<" + "".join(_fixed_format(f.type) for f in self.fields[i:j])
+                size = struct.calcsize(fmt)
+                out.append(f"{ind}{', '.join(run)}, = {g.struct_packer(fmt)}.unpack_from(b, p)")
+                out.append(f"{ind}p += {size}")
+                names += run
+                i = j
+                continue
             name = g.tmp()
-            f.type.emit_decode(g, out, ind, name)
+            self.fields[i].type.emit_decode(g, out, ind, name)
             names.append(name)
+            i += 1
         slots = [self.cls.__dict__.get(f.attr) for f in self.fields]
         if self.fields and all(isinstance(d, types.MemberDescriptorType) for d in slots):
             # Frozen dataclasses pay ~0.6 us in __init__ (object.__setattr__ per field); writing
@@ -423,7 +452,7 @@ class Wrapper(_Inline):
         return self.type_name or "wrapper"
 
 
-class Union(BareType):
+class Union(_Inline):
     """A BARE union: uint tag (the member's 0-based position), then the member. Members are
     named types bound to distinct Python classes; the class of a value selects its tag."""
 
@@ -458,24 +487,38 @@ class Union(BareType):
         member._build(obj, stream, context, join_path(path, member.type_name or ""))
         return obj
 
-    def emit_decode(self, g: Gen, out: list[str], ind: str, target: str) -> None:
-        g.call_decode(self, out, ind, target)
-
-    def emit_encode(self, g: Gen, out: list[str], ind: str, src: str) -> None:
-        g.call_encode(self, out, ind, src)
-
     def emit_decode_body(self, g: Gen, out: list[str], ind: str, target: str) -> None:
         tag = g.tmp()
         g.emit_uvarint(out, ind, tag)
-        for i, member in enumerate(self.members):
-            out.append(f"{ind}{'if' if i == 0 else 'elif'} {tag} == {i}:")
-            if isinstance(member, Struct) and member.is_void:
-                inst = g.const(member.cls(), f"void_{member.type_name}")
-                out.append(f"{ind}    {target} = {inst}")
-            else:
-                member.emit_decode(g, out, ind + "    ", target)
+        out.append(f"{ind}if {tag} >= {len(self.members)}: raise _Fail")
+        self._emit_branch(g, out, ind, target, tag, 0, len(self.members))
+
+    def _emit_branch(
+        self, g: Gen, out: list[str], ind: str, target: str, tag: str, lo: int, hi: int
+    ) -> None:
+        """Dispatch on ``lo <= tag < hi`` by halving (log2(n) comparisons, not n)."""
+        if hi - lo == 1:
+            self._emit_member(g, out, ind, target, lo)
+            return
+        if hi - lo == 2:
+            out.append(f"{ind}if {tag} == {lo}:")
+            self._emit_member(g, out, ind + "    ", target, lo)
+            out.append(f"{ind}else:")
+            self._emit_member(g, out, ind + "    ", target, lo + 1)
+            return
+        mid = (lo + hi) // 2
+        out.append(f"{ind}if {tag} < {mid}:")
+        self._emit_branch(g, out, ind + "    ", target, tag, lo, mid)
         out.append(f"{ind}else:")
-        out.append(f"{ind}    raise _Fail")
+        self._emit_branch(g, out, ind + "    ", target, tag, mid, hi)
+
+    def _emit_member(self, g: Gen, out: list[str], ind: str, target: str, i: int) -> None:
+        member = self.members[i]
+        if isinstance(member, Struct) and member.is_void:
+            inst = g.const(member.cls(), f"void_{member.type_name}")
+            out.append(f"{ind}{target} = {inst}")
+        else:
+            member.emit_decode(g, out, ind, target)
 
     def emit_encode_body(self, g: Gen, out: list[str], ind: str, src: str) -> None:
         cls = g.tmp()
