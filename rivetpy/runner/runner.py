@@ -394,6 +394,11 @@ class Runner:
         finally:
             with trio.CancelScope(shield=True), trio.move_on_after(2):
                 await ws.aclose()
+                # After an abnormal closure (TCP gone before the close handshake)
+                # trio-websocket's aclose() returns early and leaves its stream open; close it.
+                stream = getattr(ws, "_stream", None)
+                if stream is not None:
+                    await stream.aclose()
         reason = ws.closed
         self.last_close = parse_close_reason(reason.reason if reason else None)
         if reason is not None:
