@@ -1,0 +1,231 @@
+"""The actor gateway's tunnel side: HTTP requests and WebSockets to actors through runners.
+
+Every request gets a fresh 4-byte request id under this engine's 4-byte gateway id; the runner's
+``ToServerTunnelMessage`` replies are routed back by that pair. A request waits for the actor to
+be ready (waking it if it sleeps). A runner answering ``503`` with
+``x-rivet-error: runner.actor_not_found`` (or closing a WebSocket before opening it) means the
+actor is not hosted (yet): the request is retried until the ready timeout. If the runner
+connection goes away, its requests fail with :class:`TunnelClosedError`.
+
+Only non-hibernating WebSockets are supported here (hibernation has its own issue): a socket
+asking to hibernate is served as a normal one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+from dataclasses import dataclass, field
+
+import trio
+
+from codec import v8
+from rivetpy.engine.core import ApiError, Engine
+
+log = logging.getLogger("rivetpy.engine.gateway")
+
+ACTOR_NOT_FOUND_HEADER = "x-rivet-error"
+RETRY_DELAY = 0.05
+
+
+class TunnelClosedError(Exception):
+    """The runner connection carrying the request went away."""
+
+
+@dataclass
+class _Pending:
+    runner_id: str
+    send: trio.MemorySendChannel[v8.ToServerTunnelMessageKind | None]
+    receive: trio.MemoryReceiveChannel[v8.ToServerTunnelMessageKind | None]
+    next_index: int = 0
+
+
+@dataclass
+class TunnelResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+    chunks: list[bytes] = field(default_factory=list)
+
+
+class Gateway:
+    """Routes tunnel traffic between gateway clients and runner connections."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.gateway_id = os.urandom(4)
+        self._pending: dict[bytes, _Pending] = {}
+        engine.on_runner_gone.append(self.runner_gone)
+        engine.on_tunnel_message = self.deliver
+
+    # -- from runner connections ----------------------------------------------------------------
+    def deliver(self, runner_id: str, message: v8.ToServerTunnelMessage) -> None:
+        mid = message.message_id
+        pending = self._pending.get(mid.request_id)
+        if mid.gateway_id != self.gateway_id or pending is None:
+            log.debug("tunnel message for an unknown request")
+            return
+        if pending.runner_id != runner_id:
+            return
+        pending.send.send_nowait(message.message_kind)
+
+    def runner_gone(self, runner_id: str) -> None:
+        for pending in self._pending.values():
+            if pending.runner_id == runner_id:
+                pending.send.send_nowait(None)
+
+    # -- helpers ----------------------------------------------------------------------------------
+    def _open(self, runner_id: str) -> tuple[bytes, _Pending]:
+        while True:
+            request_id = os.urandom(4)
+            if request_id not in self._pending:
+                break
+        send, receive = trio.open_memory_channel[v8.ToServerTunnelMessageKind | None](math.inf)
+        pending = _Pending(runner_id, send, receive)
+        self._pending[request_id] = pending
+        return request_id, pending
+
+    def _close(self, request_id: bytes) -> None:
+        pending = self._pending.pop(request_id, None)
+        if pending is not None:
+            pending.send.close()
+
+    def _send(
+        self, request_id: bytes, pending: _Pending, kind: v8.ToClientTunnelMessageKind
+    ) -> None:
+        from rivetpy.engine.runner_endpoint import RunnerSession  # noqa: PLC0415
+
+        session = self.engine.session(pending.runner_id)
+        if not isinstance(session, RunnerSession):
+            raise TunnelClosedError("runner is not connected")
+        mid = v8.MessageId(self.gateway_id, request_id, pending.next_index)
+        pending.next_index = (pending.next_index + 1) & 0xFFFF
+        session.send_tunnel(v8.ToClientTunnelMessage(mid, kind))
+
+    @staticmethod
+    async def _next(pending: _Pending) -> v8.ToServerTunnelMessageKind:
+        kind = await pending.receive.receive()
+        if kind is None:
+            raise TunnelClosedError("runner connection closed")
+        return kind
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    async def http(
+        self, actor_id: str, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> TunnelResponse:
+        """Send one request to the actor; retried while the actor is not hosted yet.
+
+        Raises :class:`ApiError` (not found, not ready in time, runner gone).
+        """
+        deadline = trio.current_time() + self.engine.settings.ready_timeout
+        while True:
+            remaining = deadline - trio.current_time()
+            runner_id, _ = await self.engine.wait_ready(actor_id, max(remaining, 0.001))
+            try:
+                response = await self._http_once(runner_id, actor_id, method, path, headers, body)
+            except TunnelClosedError:
+                response = None
+            if response is not None and not (
+                response.status == 503
+                and response.headers.get(ACTOR_NOT_FOUND_HEADER) == "runner.actor_not_found"
+            ):
+                return response
+            if trio.current_time() >= deadline:
+                raise ApiError(503, "guard", "service_unavailable", "actor did not answer")
+            await trio.sleep(RETRY_DELAY)
+
+    async def _http_once(
+        self,
+        runner_id: str,
+        actor_id: str,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        body: bytes,
+    ) -> TunnelResponse:
+        request_id, pending = self._open(runner_id)
+        try:
+            self._send(
+                request_id,
+                pending,
+                v8.ToClientRequestStart(actor_id, method, path, headers, body or None, False),
+            )
+            start = await self._next(pending)
+            if isinstance(start, v8.ToServerResponseAbort):
+                raise TunnelClosedError("request aborted by the runner")
+            if not isinstance(start, v8.ToServerResponseStart):
+                raise TunnelClosedError(f"unexpected {type(start).__name__}")
+            response = TunnelResponse(start.status, dict(start.headers), start.body or b"")
+            if start.stream:
+                parts = [response.body]
+                while True:
+                    chunk = await self._next(pending)
+                    if isinstance(chunk, v8.ToServerResponseChunk):
+                        parts.append(chunk.body)
+                        if chunk.finish:
+                            break
+                    else:
+                        raise TunnelClosedError("response aborted by the runner")
+                response.body = b"".join(parts)
+                response.headers.pop("content-length", None)
+            return response
+        finally:
+            self._close(request_id)
+
+    # -- WebSocket ----------------------------------------------------------------------------
+    async def open_websocket(
+        self, actor_id: str, path: str, headers: dict[str, str]
+    ) -> TunnelWebSocket:
+        """Open a WebSocket to the actor (retried until ready). Raises :class:`ApiError`."""
+        deadline = trio.current_time() + self.engine.settings.ready_timeout
+        while True:
+            remaining = deadline - trio.current_time()
+            runner_id, _ = await self.engine.wait_ready(actor_id, max(remaining, 0.001))
+            request_id, pending = self._open(runner_id)
+            try:
+                self._send(request_id, pending, v8.ToClientWebSocketOpen(actor_id, path, headers))
+                reply = await self._next(pending)
+            except TunnelClosedError:
+                self._close(request_id)
+                reply = None
+            if isinstance(reply, v8.ToServerWebSocketOpen):
+                return TunnelWebSocket(self, request_id, pending)
+            self._close(request_id)
+            if trio.current_time() >= deadline:
+                raise ApiError(503, "guard", "service_unavailable", "actor refused the socket")
+            await trio.sleep(RETRY_DELAY)
+
+
+class TunnelWebSocket:
+    """An open WebSocket to an actor, gateway side."""
+
+    def __init__(self, gateway: Gateway, request_id: bytes, pending: _Pending) -> None:
+        self._gateway = gateway
+        self._request_id = request_id
+        self._pending = pending
+        self.closed = False
+
+    def send(self, data: bytes, binary: bool) -> None:
+        self._gateway._send(
+            self._request_id, self._pending, v8.ToClientWebSocketMessage(data, binary)
+        )
+
+    async def receive(self) -> v8.ToServerTunnelMessageKind:
+        """The runner's next message (``ToServerWebSocketMessage``/``Close``; acks skipped).
+        Raises :class:`TunnelClosedError` when the runner connection goes away."""
+        while True:
+            kind = await self._gateway._next(self._pending)
+            if not isinstance(kind, v8.ToServerWebSocketMessageAck):
+                return kind
+
+    def close(self, code: int | None, reason: str | None) -> None:
+        """Tell the actor the client closed (once) and forget the socket."""
+        if not self.closed:
+            self.closed = True
+            with contextlib.suppress(TunnelClosedError):
+                self._gateway._send(
+                    self._request_id, self._pending, v8.ToClientWebSocketClose(code, reason)
+                )
+        self._gateway._close(self._request_id)
