@@ -4,9 +4,14 @@ Against a running Rivet engine::
 
     python3 examples/runner_echo.py --endpoint http://127.0.0.1:6420
 
-On a machine without one, ``--start-engine`` installs the real engine from npm
-(``@rivetkit/engine-cli-linux-x64-musl``), runs it on loopback with a temporary data dir, and
-creates an actor so the printed curl commands work at once::
+With ``--embedded`` it runs rivetpy's embedded engine in the same process (SQLite store in
+``--data-dir``), speaks protocol v8 to it, and creates an actor so the printed curl commands
+work at once::
+
+    python3 examples/runner_echo.py --embedded
+
+``--start-engine`` does the same with the real Rivet engine, installed from npm
+(``@rivetkit/engine-cli-linux-x64-musl``) and run on loopback with a temporary data dir::
 
     python3 examples/runner_echo.py --start-engine
 
@@ -43,6 +48,7 @@ from rivetpy.runner import (
     WebSocket,
 )
 from rivetpy.runner.program import serve
+from rivetpy.testing.engine import EngineApiError, EngineClient
 
 COUNTER_KEY = b"counter"
 log = logging.getLogger("examples.runner_echo")
@@ -72,6 +78,19 @@ class EchoApp(RunnerApp):
     async def on_websocket(self, actor: ActorHandle, ws: WebSocket) -> None:
         async for message in ws:
             await ws.send(message.data if message.binary else message.text)
+
+
+def get_or_create_actor(client: EngineClient, runner_name: str) -> str:
+    """The ``echo`` actor with key ``k1``: created on the first run, found on later ones."""
+    try:
+        actor = client.create_actor("echo", "k1", None, runner_name, retry_for=15.0)
+    except EngineApiError as exc:
+        if exc.code != "duplicate_key":
+            raise
+        found = client.request("GET", "/actors", query={"name": "echo", "key": "k1"})["actors"]
+        actor = found[0]
+    actor_id: str = actor["actor_id"]
+    return actor_id
 
 
 async def announce(runner: Runner, endpoint: str, actor_id: str | None) -> None:
@@ -108,23 +127,38 @@ def maybe_engine(start: bool, endpoint: str) -> Iterator[tuple[str, object | Non
 
 
 async def main_async(args: argparse.Namespace, endpoint: str, engine: object | None) -> None:
+    if args.embedded:
+        from rivetpy.engine.server import EngineOptions, open_engine  # noqa: PLC0415
+
+        data_dir = Path(args.data_dir)
+        async with open_engine(EngineOptions(data_dir=data_dir, port=args.port)) as server:
+            print(f"embedded engine at {server.endpoint} (data in {data_dir})", file=sys.stderr)
+            await run_runner(args, server.endpoint, create_actor=True, protocol_version=8)
+        return
+    await run_runner(
+        args, endpoint, create_actor=engine is not None, protocol_version=args.protocol_version
+    )
+
+
+async def run_runner(
+    args: argparse.Namespace, endpoint: str, *, create_actor: bool, protocol_version: int
+) -> None:
     options = RunnerOptions(
         endpoint=endpoint,
         runner_name=args.runner_name,
         namespace=args.namespace,
         token=args.token,
-        protocol_version=args.protocol_version,
+        protocol_version=protocol_version,
         actor_names={"echo": {"name": "Echo"}},
     )
 
     async def on_ready(runner: Runner) -> None:
         actor_id = None
-        if engine is not None:
-            client = engine.client()  # type: ignore[attr-defined]
-            create = functools.partial(
-                client.create_actor, "echo", "k1", None, args.runner_name, retry_for=15.0
+        if create_actor:
+            client = EngineClient(endpoint)
+            actor_id = await trio.to_thread.run_sync(
+                functools.partial(get_or_create_actor, client, args.runner_name)
             )
-            actor_id = (await trio.to_thread.run_sync(create))["actor_id"]
         await announce(runner, endpoint, actor_id)
 
     await serve(options, EchoApp(), on_ready=on_ready)
@@ -140,6 +174,9 @@ def main() -> None:
     parser.add_argument("--token", default=None)
     parser.add_argument("--protocol-version", type=int, default=7, choices=[7, 8])
     parser.add_argument("--start-engine", action="store_true", help="run a local real engine")
+    parser.add_argument("--embedded", action="store_true", help="run rivetpy's embedded engine")
+    parser.add_argument("--data-dir", default=".rivetpy-example", help="embedded engine data")
+    parser.add_argument("--port", type=int, default=6420, help="embedded engine port")
     args = parser.parse_args()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

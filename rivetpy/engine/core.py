@@ -122,6 +122,8 @@ class _Batch:
     configs: list[tuple[str, str]] = field(default_factory=list)
     actor_names: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     stop_deadlines: list[tuple[str, int]] = field(default_factory=list)
+    #: actors whose alarm timer is (re)armed once committed
+    alarms: list[str] = field(default_factory=list)
 
     def write(self, tr: Transaction) -> None:
         for rid in self.cleared_queues:
@@ -159,6 +161,10 @@ class Engine:
         self._lock = trio.Lock()
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
+        #: last sign of life of a draining runner (drain start, events), for its quiet period
+        self._drain_activity: dict[str, int] = {}
+        #: the armed alarm timer of each actor (re-arming cancels the previous one)
+        self._alarm_scopes: dict[str, trio.CancelScope] = {}
         #: callbacks run when a runner connection goes away (the gateway fails its requests)
         self.on_runner_gone: list[Callable[[str], None]] = []
         #: where runner tunnel replies go (set by the gateway)
@@ -183,6 +189,12 @@ class Engine:
             for actor in self.actors.values():
                 if actor.state == "stopping":
                     nursery.start_soon(self._stop_deadline, actor.actor_id, actor.generation)
+                if actor.state == "sleeping" and actor.alarm_ts is not None:
+                    self._arm_alarm(actor.actor_id)
+            for runner in self.runners.values():
+                if runner.draining:
+                    self._drain_activity[runner.runner_id] = now_ms()
+                    nursery.start_soon(self._drain_timer, runner.runner_id)
             log.info(
                 "engine state loaded",
                 extra={"actors": len(self.actors), "runners": len(self.runners)},
@@ -212,6 +224,8 @@ class Engine:
         if self._nursery is not None:
             for actor_id, generation in batch.stop_deadlines:
                 self._nursery.start_soon(self._stop_deadline, actor_id, generation)
+            for actor_id in batch.alarms:
+                self._arm_alarm(actor_id)
         self._changed.set()
         self._changed = trio.Event()
 
@@ -318,8 +332,7 @@ class Engine:
         if intent == "destroy":
             self._destroy(batch, actor)
         elif intent == "sleep":
-            actor.state = "sleeping"
-            actor.sleep_ts = now
+            self._sleep(batch, actor, now)
         elif intent == "reschedule" or code is None:
             actor.reschedule_ts = now
             self._allocate(batch, deliveries, actor)
@@ -329,8 +342,14 @@ class Engine:
             actor.reschedule_ts = now
             self._allocate(batch, deliveries, actor)
         else:
-            actor.state = "sleeping"
-            actor.sleep_ts = now
+            self._sleep(batch, actor, now)
+
+    @staticmethod
+    def _sleep(batch: _Batch, actor: ActorRecord, now: int) -> None:
+        actor.state = "sleeping"
+        actor.sleep_ts = now
+        if actor.alarm_ts is not None:
+            batch.alarms.append(actor.actor_id)
 
     # -- runners --------------------------------------------------------------------------------
     async def connect_runner(
@@ -406,7 +425,12 @@ class Engine:
             ]
         log.info(
             "runner connected",
-            extra={"runner_id": rid, "name": init.name, "resumed": reuse, "missed": len(missed)},
+            extra={
+                "runner_id": rid,
+                "runner_name": init.name,
+                "resumed": reuse,
+                "missed": len(missed),
+            },
         )
         return rid, missed, seeds
 
@@ -464,6 +488,39 @@ class Engine:
                 if actor.runner_id == runner_id:
                     self._request_stop(batch, deliveries, actor, "reschedule")
             await self._commit(batch, deliveries)
+            self._drain_activity[runner_id] = now_ms()
+            if self._nursery is not None:
+                self._nursery.start_soon(self._drain_timer, runner_id)
+
+    async def _drain_timer(self, runner_id: str) -> None:
+        """End a drain after ``runner_lost_threshold`` of quiet (no events from the runner):
+        expire the runner (actors still on it are lost and rescheduled, its queue is deleted)
+        and close its connection with ``ws.eviction`` (runner-lifecycle.md §12.2 step 3)."""
+        threshold = self.settings.runner_lost_threshold_ms
+        while True:
+            runner = self.runners.get(runner_id)
+            if runner is None or not runner.draining:
+                self._drain_activity.pop(runner_id, None)
+                return
+            remaining = self._drain_activity.get(runner_id, 0) + threshold - now_ms()
+            if remaining > 0:
+                await trio.sleep(remaining / 1000 + 0.01)
+                continue
+            async with self._lock:
+                if self.runners.get(runner_id) is not runner:
+                    continue
+                if now_ms() - self._drain_activity.get(runner_id, 0) < threshold:
+                    continue
+                log.info("drain finished", extra={"runner_id": runner_id})
+                batch = _Batch()
+                deliveries: list[tuple[str, QueuedCommand]] = []
+                self._expire_runner(batch, deliveries, runner_id)
+                await self._commit(batch, deliveries)
+                session = self.sessions.get(runner_id)
+            self._drain_activity.pop(runner_id, None)
+            if session is not None:
+                session.evict()
+            return
 
     def _expire_runner(
         self, batch: _Batch, deliveries: list[tuple[str, QueuedCommand]], runner_id: str
@@ -497,6 +554,48 @@ class Engine:
                 await self._commit(batch, deliveries)
             return
 
+    def _arm_alarm(self, actor_id: str) -> None:
+        """(Re)start the actor's alarm timer (replacing an armed one)."""
+        if self._nursery is None:
+            return
+        previous = self._alarm_scopes.pop(actor_id, None)
+        if previous is not None:
+            previous.cancel()
+        scope = trio.CancelScope()
+        self._alarm_scopes[actor_id] = scope
+        self._nursery.start_soon(self._alarm_timer, actor_id, scope)
+
+    async def _alarm_timer(self, actor_id: str, scope: trio.CancelScope) -> None:
+        """Wake a sleeping actor at its alarm time (``EventActorSetAlarm``). An alarm that is
+        due while the actor is awake waits until it sleeps (it is re-armed then); a firing
+        alarm is cleared."""
+        try:
+            with scope:
+                while True:
+                    actor = self.actors.get(actor_id)
+                    if actor is None or actor.alarm_ts is None:
+                        return
+                    alarm_ts = actor.alarm_ts
+                    remaining = alarm_ts - now_ms()
+                    if remaining > 0:
+                        await trio.sleep(remaining / 1000)
+                        continue
+                    if actor.state != "sleeping":
+                        return
+                    async with self._lock:
+                        if actor.alarm_ts != alarm_ts or actor.state != "sleeping":
+                            continue
+                        log.info("alarm fired, waking actor", extra={"actor_id": actor_id})
+                        actor.alarm_ts = None
+                        batch = _Batch()
+                        deliveries: list[tuple[str, QueuedCommand]] = []
+                        self._allocate(batch, deliveries, actor)
+                        await self._commit(batch, deliveries)
+                    return
+        finally:
+            if self._alarm_scopes.get(actor_id) is scope:
+                del self._alarm_scopes[actor_id]
+
     async def _stop_deadline(self, actor_id: str, generation: int) -> None:
         await trio.sleep(self.settings.actor_stop_threshold_ms / 1000)
         async with self._lock:
@@ -513,6 +612,8 @@ class Engine:
     # -- runner traffic -------------------------------------------------------------------------
     async def handle_events(self, runner_id: str, events: Sequence[v8.EventWrapper]) -> None:
         """Apply new events of a runner; events of stale allocations are ignored."""
+        if runner_id in self._drain_activity:
+            self._drain_activity[runner_id] = now_ms()
         async with self._lock:
             batch = _Batch()
             deliveries: list[tuple[str, QueuedCommand]] = []
@@ -557,6 +658,7 @@ class Engine:
                 self._request_stop(batch, deliveries, actor, intent)
         else:
             actor.alarm_ts = event.alarm_ts
+            batch.alarms.append(actor.actor_id)
 
     async def ack_commands(self, runner_id: str, checkpoints: Sequence[v8.ActorCheckpoint]) -> None:
         """Prune acknowledged commands (same actor and generation, ``index <=``)."""

@@ -93,10 +93,14 @@ async def open_engine(
                 )
                 yield server
             finally:
-                await _close_sessions(engine)
+                # Shielded and before cancelling our own nursery: an await after that cancel
+                # would raise Cancelled, replace an exception coming out of the ``async with``
+                # body, and the nursery would then swallow it.
+                with trio.CancelScope(shield=True):
+                    await _close_sessions(engine)
+                    for listener in listeners:
+                        await trio.aclose_forcefully(listener)
                 nursery.cancel_scope.cancel()
-                for listener in listeners:
-                    await trio.aclose_forcefully(listener)
     finally:
         if owned:
             with trio.CancelScope(shield=True):
