@@ -326,8 +326,9 @@ class ActorHandle:
         headers: dict[str, str] | None = None,
     ) -> WebSocket:
         """Re-attach a hibernated socket listed in ``hibernating_requests`` (during
-        ``on_actor_start`` only), already open, with its persisted indexes. The app then serves
-        it like any other socket (e.g. starts a handler in :attr:`nursery`)."""
+        ``on_actor_start`` only), already open, with its persisted indexes. The runner then
+        serves it with :meth:`RunnerApp.on_websocket` (``ws.restored`` is True) in
+        :attr:`nursery`; the app must not start a second reader for it."""
         return self._runner._restore_ws(self, key, server_index, client_index, path, headers or {})
 
 

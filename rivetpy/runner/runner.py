@@ -367,7 +367,7 @@ class Runner:
                 assert self._nursery is not None
                 self._nursery.start_soon(self.shutdown)
                 return
-            if self.core.lifecycle is not Lifecycle.ACTIVE:
+            if self.core.lifecycle is not Lifecycle.ACTIVE or self._shutdown_started:
                 return
             self._start_lost_timer()
             delay = reconnect_delay(attempt)

@@ -467,10 +467,14 @@ class RealEngine:
             "telemetry": {"enabled": False},
             # Seconds; a test engine must not drain for the defaults (30 s / 10 min) on
             # SIGTERM (same values as rivet's own dev scripts). force >= guard is required.
+            # worker_cpu_max: the engine stops picking up internal jobs while the machine's CPU
+            # is above ~70 %; on a shared test machine that stalls actor and runner setup
+            # for minutes. Telling it the cap is huge turns that throttle off.
             "runtime": {
                 "worker_shutdown_duration": 1,
                 "guard_shutdown_duration": 1,
                 "force_shutdown_duration": 2,
+                "worker_cpu_max": 1_000_000,
             },
             "topology": {
                 "datacenter_label": 1,
