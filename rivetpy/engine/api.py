@@ -29,6 +29,11 @@ from rivetpy.engine.runner_endpoint import serve_runner
 
 log = logging.getLogger("rivetpy.engine.api")
 
+#: header routing (real-engine.md): ``x-rivet-target: actor`` + ``x-rivet-actor: <id>``
+TARGET_HEADER = "x-rivet-target"
+ACTOR_HEADER = "x-rivet-actor"
+#: header-routed requests are only accepted under this path (others: 404 ``guard.no_route``)
+HEADER_ROUTING_PREFIX = "/request"
 _GATEWAY = re.compile(r"^/gateway/([^/@?]+)(?:@[^/?]*)?(/[^?]*)?$")
 _ACTOR = re.compile(r"^/actors/([^/]+)$")
 _ACTOR_KV = re.compile(r"^/actors/([^/]+)/kv/keys/([^/]+)$")
@@ -86,6 +91,8 @@ class Api:
         method = request.method
         if path.startswith("/gateway/"):
             return await self._gateway_http(request, path, parts.query)
+        if request.headers.get(TARGET_HEADER) == "actor":
+            return await self._gateway_header_http(request, path)
         if path == "/health" and method == "GET":
             return json_response(200, {"runtime": "engine", "status": "ok", "version": __version__})
         self._check_auth(request)
@@ -185,11 +192,30 @@ class Api:
         if match is None:
             raise ApiError(404, "guard", "no_route", "no route")
         actor_id = unquote(match.group(1))
+        self._check_actor_id(actor_id)
+        return actor_id, match.group(2) or "/"
+
+    @staticmethod
+    def _check_actor_id(actor_id: str) -> None:
         try:
             id_to_bytes(actor_id)
         except InvalidIdError as exc:
             raise ApiError(500, "core", "internal_error", str(exc)) from None
-        return actor_id, match.group(2) or "/"
+
+    async def _gateway_header_http(self, request: Request, path: str) -> Response:
+        """Header routing: the actor sees the request target (path and query) unchanged and
+        every header except hop-by-hop ones (the ``x-rivet-*`` headers included)."""
+        if not (path == HEADER_ROUTING_PREFIX or path.startswith(HEADER_ROUTING_PREFIX + "/")):
+            raise ApiError(404, "guard", "no_route", "no route")
+        actor_id = request.headers.get(ACTOR_HEADER)
+        if not actor_id:
+            raise ApiError(400, "guard", "missing_header", f"missing header {ACTOR_HEADER}")
+        self._check_actor_id(actor_id)
+        headers = {k: v for k, v in request.headers.items() if k not in HOP_HEADERS}
+        response = await self.gateway.http(
+            actor_id, request.method, request.target, headers, request.body
+        )
+        return Response(response.status, response.headers, response.body)
 
     async def _gateway_http(self, request: Request, path: str, query: str) -> Response:
         actor_id, actor_path = self._gateway_target(path)

@@ -80,27 +80,33 @@ async def open_engine(
         engine = Engine(store, options.settings)
         api = Api(engine)
         http = HttpServer(api.http, api.websocket)
-        async with trio.open_nursery() as nursery:
-            await nursery.start(engine.run)
-            listeners = await trio.open_tcp_listeners(options.port, host=options.host)
-            try:
-                port = listeners[0].socket.getsockname()[1]
-                nursery.start_soon(trio.serve_listeners, http.serve_connection, listeners)
-                server = EngineServer(engine, api, options.host, port)
-                log.info(
-                    "engine listening",
-                    extra={"endpoint": server.endpoint, "store": store.backend},
-                )
-                yield server
-            finally:
-                # Shielded and before cancelling our own nursery: an await after that cancel
-                # would raise Cancelled, replace an exception coming out of the ``async with``
-                # body, and the nursery would then swallow it.
-                with trio.CancelScope(shield=True):
-                    await _close_sessions(engine)
-                    for listener in listeners:
-                        await trio.aclose_forcefully(listener)
-                nursery.cancel_scope.cancel()
+        listeners: list[trio.SocketListener] = []
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(engine.run)
+                listeners = await trio.open_tcp_listeners(options.port, host=options.host)
+                try:
+                    port = listeners[0].socket.getsockname()[1]
+                    nursery.start_soon(trio.serve_listeners, http.serve_connection, listeners)
+                    server = EngineServer(engine, api, options.host, port)
+                    log.info(
+                        "engine listening",
+                        extra={"endpoint": server.endpoint, "store": store.backend},
+                    )
+                    yield server
+                finally:
+                    # Shielded and before cancelling our own nursery: an await after that
+                    # cancel would raise Cancelled, replace an exception coming out of the
+                    # ``async with`` body, and the nursery would then swallow it.
+                    with trio.CancelScope(shield=True):
+                        await _close_sessions(engine)
+                    nursery.cancel_scope.cancel()
+        finally:
+            # Only once the accept loops are gone: closing a listener while its accept loop
+            # waits on it makes that loop fail with ClosedResourceError.
+            with trio.CancelScope(shield=True):
+                for listener in listeners:
+                    await trio.aclose_forcefully(listener)
     finally:
         if owned:
             with trio.CancelScope(shield=True):

@@ -140,7 +140,8 @@ async def test_engine_restart_keeps_actors_kv_and_queue(tmp_path: Path) -> None:
                 stop = trio.Event()
                 server = await nursery.start(run_engine, options(tmp_path, port), stop)
                 assert server.engine.actors[actor_id].state == "running"
-                while runner_id not in server.engine.sessions:
+                # (``replayed`` is recorded after the session registers, before the init reply)
+                while runner_id not in server.engine.replayed:
                     await trio.sleep(0.05)
                 # same runner id (reconnected within the lost threshold): the unacked start
                 # command was replayed from the durable queue, hydrated again
