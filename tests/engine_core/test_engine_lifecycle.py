@@ -426,3 +426,44 @@ async def test_alarm_wakes_a_sleeping_actor(tmp_path: Path) -> None:
                 await until(lambda: state(server, actor_id) == "running")
                 assert server.engine.actors[actor_id].alarm_ts is None
                 await runner.shutdown(graceful=False)
+
+
+# -- KV ownership -----------------------------------------------------------------------------
+
+
+async def test_kv_requests_run_only_for_actors_assigned_to_the_requesting_runner(
+    tmp_path: Path,
+) -> None:
+    with trio.fail_after(20):
+        async with open_engine(options(tmp_path)) as server:
+            app = LifecycleApp()
+            async with open_runner(runner_options(server), app, graceful_exit=False) as owner:
+                await owner.wait_connected()
+                actor = await call(client(server.endpoint).create_actor, "echo", "k", None, RUNNER)
+                await app.started.wait()
+                url = connect_url(server, "intruder")
+                async with trio_websocket.open_websocket_url(url, subprotocols=["rivet"]) as ws:
+                    init = v8.ToServerInit(RUNNER, 1, 10, None, None)
+                    await ws.send_message(codec.TO_SERVER.encode(init, 8))
+
+                    async def kv(request_id: int, actor_id: str) -> v8.KvResponseData:
+                        req = v8.ToServerKvRequest(actor_id, request_id, v8.KvGetRequest([b"k"]))
+                        await ws.send_message(codec.TO_SERVER.encode(req, 8))
+                        while True:
+                            raw = await ws.get_message()
+                            assert isinstance(raw, bytes)
+                            msg = codec.TO_CLIENT.decode(raw, 8)
+                            if isinstance(msg, v8.ToClientKvResponse):
+                                assert msg.request_id == request_id
+                                return msg.data
+
+                    foreign = await kv(1, actor["actor_id"])
+                    assert foreign == v8.KvErrorResponse("actor does not belong to runner")
+                    missing = await kv(2, "0" * 30)
+                    assert isinstance(missing, v8.KvErrorResponse)
+                    assert missing.message
+                # the owner's own KV still works
+                handle = app.starts[-1]
+                await handle.kv.put([(b"k", b"v")])
+                assert await handle.kv.get_one(b"k") == b"v"
+                await owner.shutdown(graceful=False)
