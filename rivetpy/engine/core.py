@@ -77,6 +77,8 @@ class EngineSettings:
     datacenter_label: int = 1
     #: how long a gateway request waits for a sleeping or starting actor to become ready
     ready_timeout: float = 30.0
+    #: hibernation.md §2: hibernating requests pinged within this window are listed at start
+    hibernating_request_eligible_threshold_ms: int = 90_000
 
 
 class ApiError(Exception):

@@ -24,7 +24,9 @@ import trio_websocket
 
 from codec import v8
 from rivetpy.engine.core import Engine, now_ms
+from rivetpy.engine.hibernation_store import list_eligible
 from rivetpy.engine.preload import fetch_preloaded_kv
+from rivetpy.engine.store.api import ReadTransaction
 from rivetpy.protocol import engine as proto
 from rivetpy.protocol.engine import (
     CommandKey,
@@ -143,7 +145,9 @@ class RunnerSession:
 
     async def hydrate(self, commands: Sequence[QueuedCommand]) -> dict[CommandKey, Hydration]:
         """Fresh send-time data for every start command: preloaded KV (v8 connections only)
-        and hibernating requests (none yet: non-hibernating gateway)."""
+        and the eligible hibernating requests (hibernation.md §7), both read once for this send
+        (live delivery and replay alike) and never stored in the queue."""
+        hibernating = await self._list_hibernating(commands)
         out: dict[CommandKey, Hydration] = {}
         for queued in commands:
             command = queued.command
@@ -159,8 +163,29 @@ class RunnerSession:
                     self.namespace_id,
                     command.config.name,
                 )
-            out[queued.key] = Hydration([], preloaded)
+            out[queued.key] = Hydration(hibernating[queued.key], preloaded)
         return out
+
+    async def _list_hibernating(
+        self, commands: Sequence[QueuedCommand]
+    ) -> dict[CommandKey, list[v8.HibernatingRequest]]:
+        """One read-only snapshot and one ``now`` for every start command of this send."""
+        starts = [q for q in commands if q.is_start]
+        if not starts:
+            return {}
+        now = now_ms()
+        threshold = self.engine.settings.hibernating_request_eligible_threshold_ms
+
+        async def body(tr: ReadTransaction) -> dict[CommandKey, list[v8.HibernatingRequest]]:
+            found: dict[CommandKey, list[v8.HibernatingRequest]] = {}
+            for queued in starts:
+                listed = await list_eligible(tr, queued.checkpoint.actor_id, now, threshold)
+                found[queued.key] = [
+                    v8.HibernatingRequest(gateway_id=gw, request_id=req) for gw, req in listed
+                ]
+            return found
+
+        return await self.engine.store.read(body)
 
     async def _send_commands(self, commands: Sequence[QueuedCommand]) -> None:
         hydration = await self.hydrate(commands)
