@@ -5,9 +5,13 @@ durable queue keeps the bare command."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import pytest
 import trio
+import trio_websocket
 
+import codec
 from codec import v8
 from rivetpy.engine import hibernation_store as hs
 from rivetpy.engine.core import EngineSettings, now_ms
@@ -77,3 +81,72 @@ async def test_wake_hydrates_only_eligible_hibernating_requests(tmp_path: Path) 
                 assert len(starts) == 2
                 assert all(c.hibernating_requests == [] for c in starts)
                 await runner.shutdown(graceful=False)
+
+
+def _connect_url(host: str, port: int, key: str) -> str:
+    return (
+        f"ws://{host}:{port}/runners/connect?protocol_version=8&namespace=default&runner_key={key}"
+    )
+
+
+async def _next_of(ws: trio_websocket.WebSocketConnection, kind: type[Any]) -> Any:
+    """The next engine message of ``kind``; pings are answered meanwhile."""
+    while True:
+        raw = await ws.get_message()
+        assert isinstance(raw, bytes)
+        msg = codec.TO_CLIENT.decode(raw, 8)
+        if isinstance(msg, v8.ToClientPing):
+            await ws.send_message(codec.TO_SERVER.encode(v8.ToServerPong(msg.ts), 8))
+        elif isinstance(msg, kind):
+            return msg
+
+
+async def _handshake(ws: trio_websocket.WebSocketConnection) -> None:
+    init = v8.ToServerInit("raw-runner", 1, 10, None, None)
+    await ws.send_message(codec.TO_SERVER.encode(init, 8))
+    await _next_of(ws, v8.ToClientInit)
+
+
+# trio-websocket's client leaves its stream for the GC when the peer closes first.
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+async def test_replayed_start_is_hydrated_fresh_and_stored_bare(tmp_path: Path) -> None:
+    opts = EngineOptions(data_dir=tmp_path / "engine", port=0, settings=EngineSettings())
+    with trio.fail_after(30):
+        async with open_engine(opts) as server:
+            api = client(server.endpoint)
+            url = _connect_url(server.host, server.port, "raw-key")
+            # a raw runner that never acks commands: its start stays queued
+            async with trio_websocket.open_websocket_url(url, subprotocols=["rivet"]) as ws:
+                await _handshake(ws)
+                actor = await trio.to_thread.run_sync(
+                    lambda: api.create_actor("echo", "k1", None, "raw-runner", retry_for=10.0)
+                )
+                actor_id: str = actor["actor_id"]
+                live = await _next_of(ws, v8.ToClientCommands)
+                assert [w.checkpoint.actor_id for w in live.value] == [actor_id]
+                assert live.value[0].inner.hibernating_requests == []
+
+            async def seed(tr: Transaction) -> None:
+                await hs.upsert(tr, actor_id, *FRESH, now_ms())
+
+            await server.engine.store.run(seed)
+            # reconnect with the same key: the unacked start is replayed, hydrated at send time
+            async with trio_websocket.open_websocket_url(url, subprotocols=["rivet"]) as ws2:
+                await _handshake(ws2)
+                replayed = await _next_of(ws2, v8.ToClientCommands)
+            assert [w.checkpoint.actor_id for w in replayed.value] == [actor_id]
+            start = replayed.value[0].inner
+            assert isinstance(start, v8.CommandStartActor)
+            assert start.hibernating_requests == [v8.HibernatingRequest(*FRESH)]
+            assert start.preloaded_kv is not None  # v8: preload is fetched for the replay too
+
+            runner_id = next(iter(server.engine.runners))
+
+            async def queued(tr: ReadTransaction) -> list[QueuedCommand]:
+                return await read_commands(tr, runner_id)
+
+            stored = [q.command for q in await server.engine.store.read(queued)]
+            starts = [c for c in stored if isinstance(c, v8.CommandStartActor)]
+            assert starts
+            assert all(c.hibernating_requests == [] and c.preloaded_kv is None for c in starts)
