@@ -56,6 +56,14 @@ async def connected(engine: FakeEngine) -> FakeConnection:
     return conn
 
 
+async def with_started_actor(engine: FakeEngine, app: RecordingApp) -> FakeConnection:
+    """The next connection, handshaken, with ``ACTOR`` generation 1 started on it."""
+    conn = await connected(engine)
+    await conn.send(start_command())
+    await app.started_event.wait()
+    return conn
+
+
 async def test_url_subprotocols_and_init_frame(autojump_clock: trio.testing.MockClock) -> None:
     engine = FakeEngine()
     opts = options(
@@ -158,9 +166,7 @@ async def test_kv_request_times_out(autojump_clock: trio.testing.MockClock) -> N
         async with open_runner(
             options(kv_timeout=30.0), app, connect=engine.connect, graceful_exit=False
         ):
-            conn = await connected(engine)
-            await conn.send(start_command())
-            await app.started_event.wait()
+            conn = await with_started_actor(engine, app)
             handle = app.handles[ACTOR]
             t0 = trio.current_time()
             with pytest.raises(KvTimeoutError):
@@ -176,9 +182,7 @@ async def test_kv_response_resolves_the_right_call(autojump_clock: trio.testing.
     results: dict[bytes, bytes | None] = {}
     with trio.fail_after(100):
         async with open_runner(options(), app, connect=engine.connect, graceful_exit=False):
-            conn = await connected(engine)
-            await conn.send(start_command())
-            await app.started_event.wait()
+            conn = await with_started_actor(engine, app)
             handle = app.handles[ACTOR]
 
             async def get(key: bytes) -> None:
@@ -210,9 +214,7 @@ async def test_eviction_shuts_the_runner_down_without_reconnecting(
         async with open_runner(
             options(), app, connect=engine.connect, graceful_exit=False
         ) as runner:
-            conn = await connected(engine)
-            await conn.send(start_command())
-            await app.started_event.wait()
+            conn = await with_started_actor(engine, app)
             await conn.close(1000, "ws.eviction#abc")
             await app.stopped_event.wait()
             await trio.sleep(120)
@@ -230,9 +232,7 @@ async def test_graceful_shutdown_drains_then_closes_1000(
         async with open_runner(
             options(), app, connect=engine.connect, graceful_exit=False
         ) as runner:
-            conn = await connected(engine)
-            await conn.send(start_command())
-            await app.started_event.wait()
+            conn = await with_started_actor(engine, app)
 
             async def engine_side() -> None:
                 await conn.next_of(v8.ToServerStopping)
@@ -267,9 +267,7 @@ async def test_runner_lost_timer_stops_actors_while_disconnected(
     app = RecordingApp()
     with trio.fail_after(200):
         async with open_runner(options(), app, connect=engine.connect, graceful_exit=False):
-            conn = await connected(engine)
-            await conn.send(start_command())
-            await app.started_event.wait()
+            conn = await with_started_actor(engine, app)
             engine.refuse = 100
             t0 = trio.current_time()
             await conn.close(1011, "ws.going_away")
@@ -285,9 +283,7 @@ async def test_reconnect_keeps_the_runner_key_and_does_not_restart_actors(
     app = RecordingApp()
     with trio.fail_after(100):
         async with open_runner(options(), app, connect=engine.connect, graceful_exit=False):
-            conn = await connected(engine)
-            await conn.send(start_command())
-            await app.started_event.wait()
+            conn = await with_started_actor(engine, app)
             await conn.close(1011, "ws.going_away")
             again = await connected(engine)
             resent = await again.next_of(v8.ToServerEvents)  # history resent after init
