@@ -79,6 +79,9 @@ class EngineSettings:
     ready_timeout: float = 30.0
     #: hibernation.md §2: hibernating requests pinged within this window are listed at start
     hibernating_request_eligible_threshold_ms: int = 90_000
+    #: benchmark/test knob: added latency (seconds) before every runner KV request is served,
+    #: to model a remote store (bench/startup.py)
+    kv_round_trip_delay: float = 0.0
 
 
 class ApiError(Exception):
@@ -686,6 +689,8 @@ class Engine:
             return v8.KvErrorResponse("actor does not exist")
         if actor.runner_id != runner_id:
             return v8.KvErrorResponse("actor does not belong to runner")
+        if self.settings.kv_round_trip_delay > 0:
+            await trio.sleep(self.settings.kv_round_trip_delay)
         return await self.kv.handle(actor_id, data)
 
     # -- public API -------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Rivet actors in Python: definitions, the instance runtime and its startup subsystems."""
