@@ -17,12 +17,11 @@ import re
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import trio
 import trio_websocket
 
 from rivetpy import __version__
 from rivetpy.engine.core import ApiError, Engine, dumps
-from rivetpy.engine.gateway import Gateway, TunnelClosedError
+from rivetpy.engine.gateway import Gateway
 from rivetpy.engine.http_server import Request, Response
 from rivetpy.engine.ids import InvalidIdError, id_to_bytes
 from rivetpy.engine.runner_endpoint import serve_runner
@@ -242,57 +241,10 @@ class Api:
             return
         try:
             actor_id, actor_path = self._gateway_target(parts.path)
-            if parts.query:
-                actor_path += "?" + parts.query
-            headers = {k: v for k, v in request.headers.items() if k not in HOP_HEADERS}
-            tunnel = await self.gateway.open_websocket(actor_id, actor_path, headers)
         except ApiError as exc:
             await ws_request.reject(exc.status, body=dumps(exc.body()))
             return
-        protocols = list(ws_request.proposed_subprotocols)
-        client = await ws_request.accept(subprotocol="rivet" if "rivet" in protocols else None)
-        await _pump(client, tunnel)
-
-
-async def _pump(client: trio_websocket.WebSocketConnection, tunnel: Any) -> None:
-    """Relay messages both ways until either side closes."""
-    from codec import v8  # noqa: PLC0415
-
-    async def client_to_actor(scope: trio.CancelScope) -> None:
-        try:
-            while True:
-                message = await client.get_message()
-                if isinstance(message, str):
-                    tunnel.send(message.encode(), False)
-                else:
-                    tunnel.send(bytes(message), True)
-        except trio_websocket.ConnectionClosed as exc:
-            reason = exc.reason
-            tunnel.close(reason.code if reason else None, reason.reason if reason else None)
-        except TunnelClosedError:
-            await client.aclose(1011, "actor gone")
-        scope.cancel()
-
-    async def actor_to_client(scope: trio.CancelScope) -> None:
-        try:
-            while True:
-                kind = await tunnel.receive()
-                if isinstance(kind, v8.ToServerWebSocketMessage):
-                    await client.send_message(kind.data if kind.binary else kind.data.decode())
-                elif isinstance(kind, v8.ToServerWebSocketClose):
-                    tunnel.closed = True
-                    tunnel.close(None, None)
-                    await client.aclose(kind.code or 1000, kind.reason or "")
-                    break
-        except TunnelClosedError:
-            await client.aclose(1011, "runner disconnected")
-        except trio_websocket.ConnectionClosed:
-            pass
-        scope.cancel()
-
-    try:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(client_to_actor, nursery.cancel_scope)
-            nursery.start_soon(actor_to_client, nursery.cancel_scope)
-    finally:
-        tunnel.close(1000, "")
+        if parts.query:
+            actor_path += "?" + parts.query
+        headers = {k: v for k, v in request.headers.items() if k not in HOP_HEADERS}
+        await self.gateway.serve_websocket(ws_request, actor_id, actor_path, headers)

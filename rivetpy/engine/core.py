@@ -79,6 +79,12 @@ class EngineSettings:
     ready_timeout: float = 30.0
     #: hibernation.md §2: hibernating requests pinged within this window are listed at start
     hibernating_request_eligible_threshold_ms: int = 90_000
+    #: hibernation.md §4: random delay (0 to this, exclusive, ms) before each keepalive upsert
+    hibernating_request_keepalive_jitter_ms: int = 128
+    #: hibernation.md §2, §9: bounds of a hibernatable socket's unacknowledged messages
+    gateway_hws_max_pending_size: int = 128 * 1024 * 1024
+    gateway_hws_max_pending_messages: int = 65_535
+    gateway_hws_message_ack_timeout_ms: int = 30_000
     #: benchmark/test knob: added latency (seconds) before every runner KV request is served,
     #: to model a remote store (bench/startup.py)
     kv_round_trip_delay: float = 0.0
@@ -835,6 +841,41 @@ class Engine:
 
     def session(self, runner_id: str) -> Session | None:
         return self.sessions.get(runner_id)
+
+    def changed(self) -> trio.Event:
+        """An event set at the next committed transition (take it *before* reading state, then
+        wait on it, so that no transition is missed)."""
+        return self._changed
+
+    def actor_ready(self, actor_id: str) -> tuple[str, int] | None:
+        """``(runner id, generation)`` if the actor is ready for gateway traffic right now: not
+        sleeping, running, with a runner that is connected (hibernation.md §6.2 step 3, §12 #5).
+        Never wakes the actor."""
+        actor = self.actors.get(actor_id)
+        if (
+            actor is None
+            or actor.state != "running"
+            or actor.runner_id is None
+            or actor.runner_id not in self.sessions
+        ):
+            return None
+        return actor.runner_id, actor.generation
+
+    def actor_attached(self, actor_id: str, runner_id: str, generation: int) -> bool:
+        """Whether the allocation ``(runner id, generation)`` of the actor still lives (it has
+        not stopped, slept, been rescheduled or destroyed)."""
+        actor = self.actors.get(actor_id)
+        return (
+            actor is not None
+            and actor.runner_id == runner_id
+            and actor.generation == generation
+            and actor.state in ("starting", "running", "stopping")
+        )
+
+    def actor_gone(self, actor_id: str) -> bool:
+        """The actor does not exist or was destroyed."""
+        actor = self.actors.get(actor_id)
+        return actor is None or actor.state == "destroyed"
 
 
 def dumps(value: Any) -> bytes:

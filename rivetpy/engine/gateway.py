@@ -7,22 +7,30 @@ be ready (waking it if it sleeps). A runner answering ``503`` with
 actor is not hosted (yet): the request is retried until the ready timeout. If the runner
 connection goes away, its requests fail with :class:`TunnelClosedError`.
 
-Only non-hibernating WebSockets are supported here (hibernation has its own issue): a socket
-asking to hibernate is served as a normal one.
+WebSockets (hibernatable or not) are served by :mod:`rivetpy.engine.gateway_ws`
+(:meth:`Gateway.serve_websocket`); this module owns the routing both share: request ids, the
+reply channels, and acks, which are applied as they arrive whatever the socket's phase.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
 
 from codec import v8
-from rivetpy.engine.core import ApiError, Engine
+from rivetpy.engine.core import ApiError, Engine, now_ms
+from rivetpy.engine.hibernation_keepalive import RequestWriter
+
+if TYPE_CHECKING:
+    import trio_websocket
+
+    from rivetpy.engine.gateway_ws import GatewaySocket
 
 log = logging.getLogger("rivetpy.engine.gateway")
 
@@ -36,10 +44,16 @@ class TunnelClosedError(Exception):
 
 @dataclass
 class _Pending:
+    """One in-flight request: the runner it is bound to and the channel of its replies (None
+    marks the runner connection going away)."""
+
     runner_id: str
     send: trio.MemorySendChannel[v8.ToServerTunnelMessageKind | None]
     receive: trio.MemoryReceiveChannel[v8.ToServerTunnelMessageKind | None]
     next_index: int = 0
+    #: WebSocket acks go here directly (from any runner: acks are cumulative and idempotent,
+    #: and one sent by a runner that has since gone must not be lost)
+    on_ack: Callable[[int], None] | None = None
 
 
 @dataclass
@@ -57,6 +71,13 @@ class Gateway:
         self.engine = engine
         self.gateway_id = os.urandom(4)
         self._pending: dict[bytes, _Pending] = {}
+        #: the hibernating-request store writer (keepalive upserts, deletes)
+        self.writer = RequestWriter(engine.store, now_ms)
+        #: open client WebSockets by request id (observability, tests, benchmarks)
+        self.sockets: dict[bytes, GatewaySocket] = {}
+        #: test knob: the message index of a WebSocket's open message (0 per the protocol; a
+        #: value near 65535 exercises the wrap without sending 65536 messages)
+        self.first_message_index = 0
         engine.on_runner_gone.append(self.runner_gone)
         engine.on_tunnel_message = self.deliver
 
@@ -67,9 +88,13 @@ class Gateway:
         if mid.gateway_id != self.gateway_id or pending is None:
             log.debug("tunnel message for an unknown request")
             return
+        kind = message.message_kind
+        if isinstance(kind, v8.ToServerWebSocketMessageAck) and pending.on_ack is not None:
+            pending.on_ack(kind.index)
+            return
         if pending.runner_id != runner_id:
             return
-        pending.send.send_nowait(message.message_kind)
+        pending.send.send_nowait(kind)
 
     def runner_gone(self, runner_id: str) -> None:
         for pending in self._pending.values():
@@ -93,15 +118,23 @@ class Gateway:
             pending.send.close()
 
     def _send(
-        self, request_id: bytes, pending: _Pending, kind: v8.ToClientTunnelMessageKind
+        self,
+        request_id: bytes,
+        pending: _Pending,
+        kind: v8.ToClientTunnelMessageKind,
+        index: int | None = None,
     ) -> None:
+        """Publish to the request's runner with ``index`` (default: the request's own counter).
+        Raises :class:`TunnelClosedError` if that runner is not connected."""
         from rivetpy.engine.runner_endpoint import RunnerSession  # noqa: PLC0415
 
         session = self.engine.session(pending.runner_id)
         if not isinstance(session, RunnerSession):
             raise TunnelClosedError("runner is not connected")
-        mid = v8.MessageId(self.gateway_id, request_id, pending.next_index)
-        pending.next_index = (pending.next_index + 1) & 0xFFFF
+        if index is None:
+            index = pending.next_index
+            pending.next_index = (pending.next_index + 1) & 0xFFFF
+        mid = v8.MessageId(self.gateway_id, request_id, index)
         session.send_tunnel(v8.ToClientTunnelMessage(mid, kind))
 
     @staticmethod
@@ -175,57 +208,15 @@ class Gateway:
             self._close(request_id)
 
     # -- WebSocket ----------------------------------------------------------------------------
-    async def open_websocket(
-        self, actor_id: str, path: str, headers: dict[str, str]
-    ) -> TunnelWebSocket:
-        """Open a WebSocket to the actor (retried until ready). Raises :class:`ApiError`."""
-        deadline = trio.current_time() + self.engine.settings.ready_timeout
-        while True:
-            remaining = deadline - trio.current_time()
-            runner_id, _ = await self.engine.wait_ready(actor_id, max(remaining, 0.001))
-            request_id, pending = self._open(runner_id)
-            try:
-                self._send(request_id, pending, v8.ToClientWebSocketOpen(actor_id, path, headers))
-                reply = await self._next(pending)
-            except TunnelClosedError:
-                self._close(request_id)
-                reply = None
-            if isinstance(reply, v8.ToServerWebSocketOpen):
-                return TunnelWebSocket(self, request_id, pending)
-            self._close(request_id)
-            if trio.current_time() >= deadline:
-                raise ApiError(503, "guard", "service_unavailable", "actor refused the socket")
-            await trio.sleep(RETRY_DELAY)
+    async def serve_websocket(
+        self,
+        ws_request: trio_websocket.WebSocketRequest,
+        actor_id: str,
+        path: str,
+        headers: dict[str, str],
+    ) -> None:
+        """Open a WebSocket to the actor, accept the client and relay until either side ends it
+        (through any number of sleeps and wakes if the actor lets it hibernate)."""
+        from rivetpy.engine.gateway_ws import serve_websocket  # noqa: PLC0415
 
-
-class TunnelWebSocket:
-    """An open WebSocket to an actor, gateway side."""
-
-    def __init__(self, gateway: Gateway, request_id: bytes, pending: _Pending) -> None:
-        self._gateway = gateway
-        self._request_id = request_id
-        self._pending = pending
-        self.closed = False
-
-    def send(self, data: bytes, binary: bool) -> None:
-        self._gateway._send(
-            self._request_id, self._pending, v8.ToClientWebSocketMessage(data, binary)
-        )
-
-    async def receive(self) -> v8.ToServerTunnelMessageKind:
-        """The runner's next message (``ToServerWebSocketMessage``/``Close``; acks skipped).
-        Raises :class:`TunnelClosedError` when the runner connection goes away."""
-        while True:
-            kind = await self._gateway._next(self._pending)
-            if not isinstance(kind, v8.ToServerWebSocketMessageAck):
-                return kind
-
-    def close(self, code: int | None, reason: str | None) -> None:
-        """Tell the actor the client closed (once) and forget the socket."""
-        if not self.closed:
-            self.closed = True
-            with contextlib.suppress(TunnelClosedError):
-                self._gateway._send(
-                    self._request_id, self._pending, v8.ToClientWebSocketClose(code, reason)
-                )
-        self._gateway._close(self._request_id)
+        await serve_websocket(self, ws_request, actor_id, path, headers)

@@ -1,0 +1,492 @@
+"""The gateway's WebSocket relay, hibernation included (hibernation.md §3, §4, §6, §9).
+
+One :class:`GatewaySocket` per client WebSocket, driving a sans-IO
+:class:`~rivetpy.engine.hibernation.SocketState` (indexes, pending buffer, phases). Its task tree,
+all inside the request's nursery::
+
+    GatewaySocket.run                  the request's nursery
+      client reader                    every client message goes through the state machine:
+                                       published now (active) or buffered (hibernating)
+      lifecycle                        active phase -> hibernation -> resume -> active ...
+        active phase (a race)          runner->client forwarding, actor watcher, client-close
+                                       watcher, keepalive and ack-timeout watcher (hibernatable)
+        hibernation (a race)           the wait (actor ready / client message / client close)
+                                       against the hibernation keepalive
+
+How a socket ends, and what happens to its persisted entry (``hibernation_store``):
+
+* the actor goes away (stops, sleeps, its runner connection closes, or the runner closes the
+  socket with ``hibernate``): a hibernatable socket hibernates, any other is closed with 1011
+  ``actor.stopped`` / ``guard.service_unavailable``;
+* hibernation ends with *continue* (the actor is ready again, or the client sent a message, which
+  wakes it): the entry is **refreshed**, not deleted, *before* the actor is woken, so the start
+  command hydrated for the wake lists the socket (the ordering hazard of §6.2 step 5);
+* any terminal end (client close, runner close, errors, limits): the entry is deleted;
+* the keepalive failing ends the socket with an error: it is logged with its traceback, kept in
+  :attr:`GatewaySocket.error`, and the client is closed with 1011
+  ``guard.hibernation_keepalive_failed``;
+* the engine shutting down (cancellation): the client is closed with 1001 and the entry is kept,
+  as if the process died (edge case 3: it ages out of the eligibility window).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+
+import trio
+import trio_websocket
+
+from codec import v8
+from rivetpy.engine.core import ApiError, dumps
+from rivetpy.engine.gateway import RETRY_DELAY, TunnelClosedError
+from rivetpy.engine.hibernation import (
+    ACK_TIMEOUT_REASON,
+    PENDING_LIMIT_REASON,
+    Limits,
+    PendingLimitError,
+    PendingMessage,
+    Phase,
+    SocketState,
+    keepalive_interval_ms,
+)
+from rivetpy.engine.hibernation_keepalive import KeepaliveError, keepalive
+
+if TYPE_CHECKING:
+    from rivetpy.engine.gateway import Gateway, _Pending
+
+log = logging.getLogger("rivetpy.engine.gateway")
+
+T = TypeVar("T")
+
+#: hibernation.md §2 ``gateway_websocket_open_timeout_ms``
+OPEN_TIMEOUT = 15.0
+KEEPALIVE_FAILED_REASON = "guard.hibernation_keepalive_failed"
+#: accept replies from any runner while detached (hibernating); acks are applied regardless
+ANY_RUNNER = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class End:
+    """How a socket ends: the close sent to the client, whether the runner is told (with the
+    client's own close code when the client closed), and the error to report, if any."""
+
+    code: int
+    reason: str
+    tell_runner: bool = True
+    error: BaseException | None = None
+
+
+class _Hibernate:
+    """The active phase ended because the actor went away from a hibernatable socket."""
+
+
+class _Continue:
+    """Hibernation ended: resume on the (woken) actor."""
+
+
+HIBERNATE = _Hibernate()
+CONTINUE = _Continue()
+
+
+async def race(*fns: Callable[[], Awaitable[T]]) -> T:
+    """Run ``fns`` concurrently; the first to return wins and the others are cancelled."""
+    winner: list[T] = []
+    async with trio.open_nursery() as nursery:
+
+        async def run(fn: Callable[[], Awaitable[T]]) -> None:
+            value = await fn()
+            if not winner:
+                winner.append(value)
+            nursery.cancel_scope.cancel()
+
+        for fn in fns:
+            nursery.start_soon(run, fn)
+    return winner[0]
+
+
+class GatewaySocket:
+    """One client WebSocket to an actor, gateway side (see the module docstring)."""
+
+    def __init__(self, gateway: Gateway, actor_id: str, path: str, headers: dict[str, str]) -> None:
+        self.gateway = gateway
+        self.engine = gateway.engine
+        self.actor_id = actor_id
+        self.path = path
+        self.headers = headers
+        settings = self.engine.settings
+        self.limits = Limits(
+            settings.gateway_hws_max_pending_size, settings.gateway_hws_max_pending_messages
+        )
+        self.state = SocketState(self.limits, first_index=gateway.first_message_index)
+        self.request_id = b""
+        self._pending: _Pending | None = None
+        self.generation = -1
+        self.client: trio_websocket.WebSocketConnection | None = None
+        self._client_end: End | None = None
+        self._client_done = trio.Event()
+        self._client_message = trio.Event()
+        #: completed hibernations (observability, tests)
+        self.hibernations = 0
+        self.resumed = trio.Event()
+        #: the error the socket ended with (also logged)
+        self.error: BaseException | None = None
+        self.ended: End | None = None
+
+    @property
+    def key(self) -> tuple[bytes, bytes]:
+        return self.gateway.gateway_id, self.request_id
+
+    @property
+    def pending(self) -> _Pending:
+        assert self._pending is not None
+        return self._pending
+
+    # -- open --------------------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Wait for the actor, send the open and wait for the runner's reply; retried while the
+        actor refuses (not hosted yet) until the ready timeout. Raises :class:`ApiError`."""
+        gateway = self.gateway
+        deadline = trio.current_time() + self.engine.settings.ready_timeout
+        while True:
+            remaining = deadline - trio.current_time()
+            runner_id, generation = await self.engine.wait_ready(
+                self.actor_id, max(remaining, 0.001)
+            )
+            self.state = SocketState(self.limits, first_index=gateway.first_message_index)
+            request_id, pending = gateway._open(runner_id)
+            reply: v8.ToServerTunnelMessageKind | None = None
+            try:
+                open_message = v8.ToClientWebSocketOpen(self.actor_id, self.path, self.headers)
+                gateway._send(request_id, pending, open_message, self.state.open())
+                with trio.move_on_after(OPEN_TIMEOUT):
+                    reply = await gateway._next(pending)
+            except TunnelClosedError:
+                reply = None
+            if isinstance(reply, v8.ToServerWebSocketOpen):
+                self.request_id, self._pending, self.generation = request_id, pending, generation
+                pending.on_ack = self._on_ack
+                self.state.opened(reply.can_hibernate)
+                gateway.sockets[request_id] = self
+                return
+            gateway._close(request_id)
+            if trio.current_time() >= deadline:
+                raise ApiError(503, "guard", "service_unavailable", "actor refused the socket")
+            await trio.sleep(RETRY_DELAY)
+
+    def _on_ack(self, index: int) -> None:
+        self.state.ack(index)
+
+    # -- run ---------------------------------------------------------------------------------------
+    async def run(self, client: trio_websocket.WebSocketConnection) -> None:
+        """Relay until the socket ends; never raises for the socket's own failures (they are
+        logged and kept in :attr:`error`)."""
+        self.client = client
+        end: End | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._client_reader)
+                end = await self._lifecycle()
+                nursery.cancel_scope.cancel()
+        finally:
+            if end is None:  # cancelled from outside: the engine is shutting down
+                with trio.CancelScope(shield=True):
+                    self.state.close()
+                    self._release()
+                    await self._close_client(1001, "guard.going_away")
+        await self._finish(end)
+
+    def _release(self) -> None:
+        self.gateway.sockets.pop(self.request_id, None)
+        self.gateway._close(self.request_id)
+
+    async def _close_client(self, code: int, reason: str) -> None:
+        client = self.client
+        if client is None:
+            return
+        with trio.move_on_after(2) as scope:
+            scope.shield = True
+            await client.aclose(code, reason)
+
+    async def _finish(self, end: End) -> None:
+        self.ended = end
+        error = end.error
+        index = self.state.close()
+        if end.tell_runner and index is not None and self.pending.runner_id != ANY_RUNNER:
+            code, reason = end.code, end.reason
+            if self._client_end is not None and self._client_end is end:
+                code, reason = self._client_end.code, self._client_end.reason
+            with contextlib.suppress(TunnelClosedError):
+                self.gateway._send(
+                    self.request_id, self.pending, v8.ToClientWebSocketClose(code, reason), index
+                )
+        self._release()
+        if self.state.hibernatable:
+            try:
+                await self.gateway.writer.delete(self.actor_id, *self.key)
+            except KeepaliveError as exc:
+                log.error("could not delete a hibernating request", extra={"error": str(exc)})
+                error = error or exc
+        if error is not None:
+            self.error = error
+            log.error(
+                "gateway WebSocket ended with an error",
+                exc_info=error,
+                extra={"actor_id": self.actor_id, "request_id": self.request_id.hex()},
+            )
+        await self._close_client(end.code, end.reason)
+
+    # -- client side -------------------------------------------------------------------------------
+    async def _client_reader(self) -> None:
+        client = self.client
+        assert client is not None
+        try:
+            while True:
+                raw = await client.get_message()
+                data, binary = (raw.encode(), False) if isinstance(raw, str) else (bytes(raw), True)
+                try:
+                    message = self.state.client_message(data, binary, trio.current_time())
+                except PendingLimitError as exc:
+                    log.warning(
+                        "hibernatable socket buffer full",
+                        extra={"actor_id": self.actor_id, "error": str(exc)},
+                    )
+                    self._client_end = End(1011, PENDING_LIMIT_REASON)
+                    self._client_done.set()
+                    return
+                if message is not None:
+                    self._publish(message)
+                else:
+                    self._client_message.set()
+        except trio_websocket.ConnectionClosed as exc:
+            reason = exc.reason
+            code = reason.code if reason is not None else 1005
+            self._client_end = End(code, (reason.reason if reason else None) or "")
+            self._client_done.set()
+
+    def _publish(self, message: PendingMessage) -> None:
+        """Send to the bound runner; if it is gone the message stays pending (hibernatable) and
+        the runner-gone marker triggers the replay, or ends the socket (not hibernatable)."""
+        kind = v8.ToClientWebSocketMessage(message.data, message.binary)
+        with contextlib.suppress(TunnelClosedError):
+            self.gateway._send(self.request_id, self.pending, kind, message.index)
+
+    async def _watch_client(self) -> End | _Hibernate:
+        await self._client_done.wait()
+        assert self._client_end is not None
+        return self._client_end
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    async def _lifecycle(self) -> End:
+        keepalive_now = True
+        while True:
+            outcome = await self._active(keepalive_now)
+            if isinstance(outcome, End):
+                return outcome
+            end = await self._flush_runner()
+            if end is not None:
+                return end
+            self.pending.runner_id = ANY_RUNNER
+            hibernated = await self._hibernate()
+            if isinstance(hibernated, End):
+                return hibernated
+            keepalive_now = not hibernated
+            try:
+                await self._resume()
+            except ApiError as exc:
+                return End(1011, f"{exc.group}.{exc.code}")
+
+    async def _active(self, keepalive_now: bool) -> End | _Hibernate:
+        tasks: list[Callable[[], Awaitable[End | _Hibernate]]] = [
+            self._forward_runner,
+            self._watch_actor,
+            self._watch_client,
+        ]
+        if self.state.hibernatable:
+            interval = self._keepalive_interval()
+
+            async def active_keepalive() -> End | _Hibernate:
+                try:
+                    await keepalive(
+                        self._upsert, interval, jitter_ms=self._jitter(), immediate=keepalive_now
+                    )
+                except KeepaliveError as exc:
+                    return End(1011, KEEPALIVE_FAILED_REASON, error=exc)
+                raise AssertionError("keepalive returned")  # pragma: no cover
+
+            tasks += [active_keepalive, self._watch_acks]
+        return await race(*tasks)
+
+    def _keepalive_interval(self) -> int:
+        return keepalive_interval_ms(self.engine.settings.hibernating_request_eligible_threshold_ms)
+
+    def _jitter(self) -> int:
+        jitter = self.engine.settings.hibernating_request_keepalive_jitter_ms
+        return min(jitter, self._keepalive_interval())
+
+    async def _upsert(self) -> None:
+        await self.gateway.writer.upsert(self.actor_id, *self.key)
+
+    async def _forward_runner(self) -> End | _Hibernate:
+        while True:
+            outcome = await self._from_runner(await self.pending.receive.receive())
+            if outcome is not None:
+                return outcome
+
+    async def _from_runner(
+        self, kind: v8.ToServerTunnelMessageKind | None
+    ) -> End | _Hibernate | None:
+        if kind is None:  # the runner connection went away
+            if self.state.hibernatable:
+                return HIBERNATE
+            return End(1011, "guard.service_unavailable", tell_runner=False)
+        if isinstance(kind, v8.ToServerWebSocketMessage):
+            client = self.client
+            assert client is not None
+            # a closed client is reported by the reader
+            with contextlib.suppress(trio_websocket.ConnectionClosed):
+                await client.send_message(kind.data if kind.binary else kind.data.decode())
+        elif isinstance(kind, v8.ToServerWebSocketClose):
+            if kind.hibernate and self.state.hibernatable:
+                return HIBERNATE
+            return End(kind.code or 1000, kind.reason or "", tell_runner=False)
+        return None
+
+    async def _flush_runner(self) -> End | None:
+        """Forward what the runner sent before it went away (without waiting for more); a close
+        among it ends the socket."""
+        while True:
+            try:
+                kind = self.pending.receive.receive_nowait()
+            except trio.WouldBlock:
+                return None
+            outcome = await self._from_runner(kind)
+            if isinstance(outcome, End):
+                return outcome
+
+    async def _watch_actor(self) -> End | _Hibernate:
+        runner_id, generation = self.pending.runner_id, self.generation
+        while True:
+            changed = self.engine.changed()
+            if not self.engine.actor_attached(self.actor_id, runner_id, generation):
+                if self.state.hibernatable:
+                    return HIBERNATE
+                return End(1011, "actor.stopped", tell_runner=False)
+            await changed.wait()
+
+    async def _watch_acks(self) -> End | _Hibernate:
+        timeout = self.engine.settings.gateway_hws_message_ack_timeout_ms / 1000
+        while True:
+            await trio.sleep(max(timeout / 4, 0.01))
+            if self.state.ack_overdue(trio.current_time(), timeout):
+                log.warning(
+                    "hibernatable socket: runner did not ack in time",
+                    extra={"actor_id": self.actor_id, "request_id": self.request_id.hex()},
+                )
+                return End(1011, ACK_TIMEOUT_REASON)
+
+    # -- hibernation -------------------------------------------------------------------------------
+    async def _hibernate(self) -> End | bool:
+        """hibernation.md §6.2. Returns an :class:`End`, or whether the entry was refreshed
+        (False: resumed at once because of pending messages, no keepalive, no write)."""
+        self._client_message = trio.Event()
+        if self.state.hibernate():
+            log.debug("pending messages: resuming at once", extra={"actor_id": self.actor_id})
+            return False
+        log.debug(
+            "hibernating",
+            extra={"actor_id": self.actor_id, "request_id": self.request_id.hex()},
+        )
+        interval = self._keepalive_interval()
+
+        async def hibernation_keepalive() -> End | _Continue:
+            try:
+                await keepalive(self._upsert, interval, jitter_ms=self._jitter())
+            except KeepaliveError as exc:
+                return End(1011, KEEPALIVE_FAILED_REASON, tell_runner=False, error=exc)
+            return End(  # pragma: no cover - keepalive never returns normally
+                1011,
+                KEEPALIVE_FAILED_REASON,
+                tell_runner=False,
+                error=RuntimeError("keepalive task completed before hibernation ended"),
+            )
+
+        outcome = await race(self._hibernation_wait, hibernation_keepalive)
+        if isinstance(outcome, End):
+            return outcome
+        # Continue: refresh (not delete) before the wake, so the start command lists the socket.
+        try:
+            await self._upsert()
+        except KeepaliveError as exc:
+            return End(1011, KEEPALIVE_FAILED_REASON, tell_runner=False, error=exc)
+        self.hibernations += 1
+        return True
+
+    async def _hibernation_wait(self) -> End | _Continue:
+        while True:
+            changed = self.engine.changed()  # subscribe before reading the actor
+            if self._client_done.is_set():
+                assert self._client_end is not None
+                end = self._client_end
+                return End(end.code, end.reason, tell_runner=False)
+            if self._client_message.is_set():
+                return CONTINUE
+            if self.engine.actor_gone(self.actor_id):
+                return End(1011, "actor.not_found", tell_runner=False)
+            if self.engine.actor_ready(self.actor_id) is not None:
+                return CONTINUE
+            await race(changed.wait, self._client_done.wait, self._client_message.wait)
+
+    async def _resume(self) -> None:
+        """hibernation.md §6.3: wake the actor (if a client message is what ended the
+        hibernation), bind to its runner, re-publish every pending message unchanged."""
+        ready = self.engine.actor_ready(self.actor_id)
+        if ready is None:
+            ready = await self.engine.wait_ready(self.actor_id)
+        runner_id, generation = ready
+        self.pending.runner_id, self.generation = runner_id, generation
+        for message in self.state.resume(trio.current_time()):
+            self._publish(message)
+        self.resumed.set()
+        self.resumed = trio.Event()
+        log.debug(
+            "resumed",
+            extra={
+                "actor_id": self.actor_id,
+                "generation": generation,
+                "phase": Phase.ACTIVE.value,
+            },
+        )
+
+
+async def serve_websocket(
+    gateway: Gateway,
+    ws_request: trio_websocket.WebSocketRequest,
+    actor_id: str,
+    path: str,
+    headers: dict[str, str],
+) -> None:
+    """Open the socket to the actor (rejecting the client's upgrade with the API error if that
+    fails), accept the client and relay until the socket ends."""
+    socket = GatewaySocket(gateway, actor_id, path, headers)
+    try:
+        await socket.open()
+    except ApiError as exc:
+        await ws_request.reject(exc.status, body=dumps(exc.body()))
+        return
+    try:
+        protocols = list(ws_request.proposed_subprotocols)
+        client = await ws_request.accept(subprotocol="rivet" if "rivet" in protocols else None)
+    except BaseException:
+        index = socket.state.close()
+        if index is not None:
+            with contextlib.suppress(TunnelClosedError):
+                gateway._send(
+                    socket.request_id, socket.pending, v8.ToClientWebSocketClose(1000, ""), index
+                )
+        socket._release()
+        raise
+    await socket.run(client)

@@ -1,0 +1,147 @@
+"""Persisted liveness of hibernatable WebSockets: the keepalive loop and a group-commit writer.
+
+:func:`keepalive` is the keepalive task of hibernation.md §4: one upsert per tick, the first tick
+at once (unless told otherwise), ``max(threshold / 2, 1)`` ms apart, each after a random jitter,
+missed ticks skipped. It returns only by failing: the upsert's exception is raised as
+:class:`KeepaliveError` (with the cause in ``__cause__``) for the caller to report.
+
+:class:`RequestWriter` performs the upserts and deletes of §5.2/§5.3. Concurrent calls are
+coalesced into one store transaction (a socket never has two operations in flight, so the order
+inside a batch does not matter): when an actor with a thousand hibernating sockets wakes, their
+refreshes cost one or two commits, not a thousand. Every caller of a batch gets the batch's
+outcome: :class:`KeepaliveError` if its transaction failed.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from rivetpy.engine import hibernation_store as hs
+from rivetpy.engine.store.api import Store, Transaction
+
+log = logging.getLogger("rivetpy.engine.hibernation")
+
+#: how long a batch commit may take before its callers are released with an error
+COMMIT_TIMEOUT = 30.0
+
+
+class KeepaliveError(Exception):
+    """Persisting a hibernating request's liveness (or removing it) failed; the cause is in
+    ``__cause__``. It ends the socket's hibernation with an error (hibernation.md §6.2)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Op:
+    upsert: bool
+    actor_id: str
+    gateway_id: bytes
+    request_id: bytes
+
+
+@dataclass
+class _Batch:
+    ops: list[_Op] = field(default_factory=list)
+    done: trio.Event = field(default_factory=trio.Event)
+    error: BaseException | None = None
+
+
+class RequestWriter:
+    """Group-committed ``upsert``/``delete`` of hibernating requests (see the module docstring).
+
+    ``clock`` gives the engine wall clock in ms; one ``now`` is used for a whole batch (and for
+    every retry of its transaction).
+    """
+
+    def __init__(self, store: Store, clock: Callable[[], int]) -> None:
+        self.store = store
+        self.clock = clock
+        self._open: _Batch | None = None
+        self._commit_lock = trio.Lock()
+        #: committed transactions and operations (observability and tests)
+        self.commits = 0
+        self.operations = 0
+
+    async def upsert(self, actor_id: str, gateway_id: bytes, request_id: bytes) -> None:
+        """Record a keepalive of the request now. Raises :class:`KeepaliveError`."""
+        await self._submit(_Op(True, actor_id, gateway_id, request_id))
+
+    async def delete(self, actor_id: str, gateway_id: bytes, request_id: bytes) -> None:
+        """Forget the request. Raises :class:`KeepaliveError`."""
+        await self._submit(_Op(False, actor_id, gateway_id, request_id))
+
+    async def _submit(self, op: _Op) -> None:
+        batch = self._open
+        if batch is not None:
+            batch.ops.append(op)
+            await batch.done.wait()
+        else:
+            batch = self._open = _Batch([op])
+            # The leader commits for everyone who joins meanwhile; it must not be cancelled
+            # halfway (the followers would wait forever), so the commit is shielded and bounded.
+            with trio.CancelScope(shield=True):
+                try:
+                    with trio.fail_after(COMMIT_TIMEOUT):
+                        await trio.lowlevel.checkpoint()  # let the tasks woken with us join
+                        async with self._commit_lock:
+                            if self._open is batch:
+                                self._open = None
+                            await self._commit(batch.ops)
+                except Exception as exc:
+                    batch.error = exc
+                finally:
+                    if self._open is batch:
+                        self._open = None
+                    batch.done.set()
+        if batch.error is not None:
+            raise KeepaliveError(f"hibernating request store: {batch.error}") from batch.error
+
+    async def _commit(self, ops: list[_Op]) -> None:
+        now = self.clock()
+
+        async def body(tr: Transaction) -> None:
+            for op in ops:
+                if op.upsert:
+                    await hs.upsert(tr, op.actor_id, op.gateway_id, op.request_id, now)
+                else:
+                    await hs.delete(tr, op.actor_id, op.gateway_id, op.request_id)
+
+        await self.store.run(body)
+        self.commits += 1
+        self.operations += len(ops)
+
+
+async def keepalive(
+    upsert: Callable[[], Awaitable[None]],
+    interval_ms: int,
+    *,
+    jitter_ms: int = 0,
+    immediate: bool = True,
+    rng: random.Random | None = None,
+) -> None:
+    """Call ``upsert`` every ``interval_ms`` (>= 1) until cancelled; the first call at once if
+    ``immediate``. Before each call, sleep a random ``[0, jitter_ms)`` ms. Ticks missed while an
+    upsert was slow are skipped, not caught up. Never returns normally: an ``upsert`` failure is
+    raised as :class:`KeepaliveError` (unless it already is one)."""
+    interval = max(interval_ms, 1) / 1000
+    pick = rng or random
+    tick = trio.current_time() + (0 if immediate else interval)
+    while True:
+        await trio.sleep_until(tick)
+        if jitter_ms > 0:
+            await trio.sleep(pick.randrange(jitter_ms) / 1000)
+        try:
+            await upsert()
+        except KeepaliveError:
+            raise
+        except Exception as exc:
+            raise KeepaliveError(f"keepalive upsert failed: {exc}") from exc
+        tick += interval
+        now = trio.current_time()
+        if tick <= now:
+            missed = int((now - tick) // interval) + 1
+            tick += missed * interval
