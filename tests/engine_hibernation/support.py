@@ -166,8 +166,17 @@ def ws_url(server: EngineServer, actor_id: str, path: str) -> str:
 
 @asynccontextmanager
 async def client_ws(url: str) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """A client WebSocket through the gateway. trio-websocket leaves its stream open when the
+    server closes first; it is closed here."""
     async with trio_websocket.open_websocket_url(url, subprotocols=["rivet"]) as ws:
-        yield ws
+        try:
+            yield ws
+        finally:
+            with trio.CancelScope(shield=True):
+                await ws.aclose()
+                stream = getattr(ws, "_stream", None)
+                if stream is not None:
+                    await stream.aclose()
 
 
 def gateway_sockets(server: EngineServer) -> list[GatewaySocket]:
