@@ -8,6 +8,7 @@ metadata. Receivers wait (optionally filtered by message name) until a message a
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -101,17 +102,19 @@ class Queue:
         """Take up to ``count`` of the oldest messages (matching ``names`` if given), waiting
         until at least one exists or ``timeout`` elapses (then: empty list). Taken messages are
         deleted durably before they are returned."""
-        with trio.move_on_after(math_inf_if_none(timeout)):
-            while True:
-                changed = self._changed
-                async with self._lock:
-                    messages = await self._ensure_loaded()
-                    picked = [m for m in messages if names is None or m.name in names][:count]
-                    if picked:
-                        await self._take(picked)
-                        return picked
+        deadline = trio.current_time() + (math.inf if timeout is None else timeout)
+        while True:
+            changed = self._changed
+            async with self._lock:
+                messages = await self._ensure_loaded()
+                picked = [m for m in messages if names is None or m.name in names][:count]
+                if picked:
+                    await self._take(picked)
+                    return picked
+            if trio.current_time() >= deadline:
+                return []
+            with trio.move_on_at(deadline):
                 await changed.wait()
-        return []
 
     async def _take(self, picked: list[QueueMessage]) -> None:
         assert self._messages is not None
@@ -121,7 +124,3 @@ class Queue:
         meta = QueueMetadata(self.metadata.next_id, max(0, self.metadata.size - len(picked)))
         await self._kv.put([(keys.QUEUE_METADATA, meta.encode())])
         self.metadata = meta
-
-
-def math_inf_if_none(timeout: float | None) -> float:
-    return float("inf") if timeout is None else timeout
