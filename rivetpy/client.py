@@ -199,14 +199,32 @@ class ActorHandle:
         subprotocols = ["rivet"]
         if self.client.token:
             subprotocols.append(f"rivet_token.{self.client.token}")
-        async with trio_websocket.open_websocket_url(url, subprotocols=subprotocols) as ws:
-            conn = ActorConnection(ws)
-            async with trio.open_nursery() as nursery:
-                await nursery.start(conn._reader)
-                try:
-                    yield conn
-                finally:
-                    nursery.cancel_scope.cancel()
+        try:
+            async with trio_websocket.open_websocket_url(url, subprotocols=subprotocols) as ws:
+                conn = ActorConnection(ws)
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(conn._reader)
+                    try:
+                        yield conn
+                    finally:
+                        nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # one failure (the caller's own, or the actor refusing the connection): raise it
+            # as is rather than wrapped by the nurseries involved
+            leaves = _leaves(group)
+            if len(leaves) == 1:
+                raise leaves[0] from None
+            raise
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            out.extend(_leaves(exc))
+        else:
+            out.append(exc)
+    return out
 
 
 class ActorConnection:

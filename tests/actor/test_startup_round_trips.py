@@ -58,37 +58,41 @@ async def _wake_and_check(dev: DevServer, client: Client, actor_id: str, notes: 
 @pytest.mark.parametrize("protocol_version", [8, 7])
 async def test_new_actor_one_write(tmp_path: Path, protocol_version: int) -> None:
     with trio.fail_after(30):
-        async with open_dev(
-            [Counter], data_dir=tmp_path, port=0, protocol_version=protocol_version
-        ) as dev:
-            async with Client(dev.endpoint) as client:
-                handle = await client.get_or_create("counter", "new")
-                assert await handle.action("increment") == 1
-                report = last_start(dev, handle.actor_id)
-                assert report.new_actor
-                assert report.engine_preload is (protocol_version == 8)
-                assert report.kv_writes == 1
-                # v8: all three startup keys known absent from the preload; v7: one batched get
-                assert report.kv_reads == (0 if protocol_version == 8 else 1)
-                assert report.unexpected_reads == {}
+        async with (
+            open_dev(
+                [Counter], data_dir=tmp_path, port=0, protocol_version=protocol_version
+            ) as dev,
+            Client(dev.endpoint) as client,
+        ):
+            handle = await client.get_or_create("counter", "new")
+            assert await handle.action("increment") == 1
+            report = last_start(dev, handle.actor_id)
+            assert report.new_actor
+            assert report.engine_preload is (protocol_version == 8)
+            assert report.kv_writes == 1
+            # v8: all three startup keys known absent from the preload; v7: one batched get
+            assert report.kv_reads == (0 if protocol_version == 8 else 1)
+            assert report.unexpected_reads == {}
 
 
 async def test_existing_actor_wakes_with_zero_round_trips(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with trio.fail_after(60):
-        async with open_dev([Everything], data_dir=tmp_path, port=0) as dev:
-            async with Client(dev.endpoint) as client:
-                actor_id = await _populate(dev, client, "everything")
-                first = last_start(dev, actor_id)
-                assert first.new_actor and first.kv_reads == 0
-                caplog.clear()
-                await _wake_and_check(dev, client, actor_id, 3)
-                woke = last_start(dev, actor_id)
-                assert woke.generation == 1 and not woke.new_actor and woke.engine_preload
-                assert (woke.kv_reads, woke.kv_writes) == (0, 0)
-                assert woke.unexpected_reads == {}
-                assert not [r for r in caplog.records if r.name == GUARD_LOGGER]
+        async with (
+            open_dev([Everything], data_dir=tmp_path, port=0) as dev,
+            Client(dev.endpoint) as client,
+        ):
+            actor_id = await _populate(dev, client, "everything")
+            first = last_start(dev, actor_id)
+            assert first.new_actor and first.kv_reads == 0
+            caplog.clear()
+            await _wake_and_check(dev, client, actor_id, 3)
+            woke = last_start(dev, actor_id)
+            assert woke.generation == 1 and not woke.new_actor and woke.engine_preload
+            assert (woke.kv_reads, woke.kv_writes) == (0, 0)
+            assert woke.unexpected_reads == {}
+            assert not [r for r in caplog.records if r.name == GUARD_LOGGER]
 
 
 async def test_data_over_budget_falls_back_and_guard_reports_once_per_method(
@@ -96,50 +100,57 @@ async def test_data_over_budget_falls_back_and_guard_reports_once_per_method(
 ) -> None:
     settings = EngineSettings(pegboard=PegboardConfig(preload_max_total_bytes=3000))
     with trio.fail_after(60):
-        async with open_dev([Everything], data_dir=tmp_path, port=0, settings=settings) as dev:
-            async with Client(dev.endpoint) as client:
-                actor_id = await _populate(dev, client, "everything", notes=40)
-                await client.actor(actor_id).action("set_blob", 8000)
-                caplog.set_level(logging.WARNING, logger=GUARD_LOGGER)
-                caplog.clear()
-                await _wake_and_check(dev, client, actor_id, 40)
-                woke = last_start(dev, actor_id)
-                assert woke.engine_preload and not woke.new_actor
-                # [1] (8 KB state) does not fit: one get; the partial SQLite prefix has no page: another
-                assert woke.unexpected_reads.get("get", 0) >= 2
-                assert woke.kv_reads == sum(woke.unexpected_reads.values())
-                warnings = [r for r in caplog.records if r.name == GUARD_LOGGER]
-                firsts = [r for r in warnings if r.getMessage().startswith("unexpected")]
-                assert sorted(r.kv_method for r in firsts) == sorted(woke.unexpected_reads)
-                summary = [r for r in warnings if r.getMessage().startswith("KV round-trips")]
-                assert len(summary) == 1
-                assert summary[0].kv_round_trips == woke.unexpected_reads
+        async with (
+            open_dev([Everything], data_dir=tmp_path, port=0, settings=settings) as dev,
+            Client(dev.endpoint) as client,
+        ):
+            actor_id = await _populate(dev, client, "everything", notes=40)
+            await client.actor(actor_id).action("set_blob", 8000)
+            caplog.set_level(logging.WARNING, logger=GUARD_LOGGER)
+            caplog.clear()
+            await _wake_and_check(dev, client, actor_id, 40)
+            woke = last_start(dev, actor_id)
+            assert woke.engine_preload and not woke.new_actor
+            # [1] (8 KB state) does not fit: one get; the partial SQLite prefix
+            # has no page: another
+            assert woke.unexpected_reads.get("get", 0) >= 2
+            assert woke.kv_reads == sum(woke.unexpected_reads.values())
+            warnings = [r for r in caplog.records if r.name == GUARD_LOGGER]
+            firsts = [r for r in warnings if r.getMessage().startswith("unexpected")]
+            assert sorted(r.__dict__["kv_method"] for r in firsts) == sorted(woke.unexpected_reads)
+            summary = [r for r in warnings if r.getMessage().startswith("KV round-trips")]
+            assert len(summary) == 1
+            assert summary[0].__dict__["kv_round_trips"] == woke.unexpected_reads
 
 
 async def test_per_actor_budget_from_actor_options_reaches_the_engine(tmp_path: Path) -> None:
     with trio.fail_after(60):
-        async with open_dev([Everything, NoSqlitePreload], data_dir=tmp_path, port=0) as dev:
-            async with Client(dev.endpoint) as client:
-                ids: dict[str, Any] = {}
-                for name in ("everything", "no-sqlite-preload"):
-                    ids[name] = await _populate(dev, client, name)
-                    await _wake_and_check(dev, client, ids[name], 3)
-                assert last_start(dev, ids["everything"]).unexpected_reads == {}
-                disabled = last_start(dev, ids["no-sqlite-preload"])
-                assert disabled.unexpected_reads.get("get", 0) >= 1  # pages read from KV
+        async with (
+            open_dev([Everything, NoSqlitePreload], data_dir=tmp_path, port=0) as dev,
+            Client(dev.endpoint) as client,
+        ):
+            ids: dict[str, Any] = {}
+            for name in ("everything", "no-sqlite-preload"):
+                ids[name] = await _populate(dev, client, name)
+                await _wake_and_check(dev, client, ids[name], 3)
+            assert last_start(dev, ids["everything"]).unexpected_reads == {}
+            disabled = last_start(dev, ids["no-sqlite-preload"])
+            assert disabled.unexpected_reads.get("get", 0) >= 1  # pages read from KV
 
 
 async def test_v7_engine_works_through_fallback_reads(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with trio.fail_after(60):
-        async with open_dev([Everything], data_dir=tmp_path, port=0, protocol_version=7) as dev:
-            async with Client(dev.endpoint) as client:
-                actor_id = await _populate(dev, client, "everything")
-                caplog.clear()
-                await _wake_and_check(dev, client, actor_id, 3)
-                woke = last_start(dev, actor_id)
-                assert not woke.engine_preload
-                assert woke.kv_reads >= 3  # startup keys, connections, workflow, pages
-                assert woke.unexpected_reads == {}
-                assert not [r for r in caplog.records if r.name == GUARD_LOGGER]
+        async with (
+            open_dev([Everything], data_dir=tmp_path, port=0, protocol_version=7) as dev,
+            Client(dev.endpoint) as client,
+        ):
+            actor_id = await _populate(dev, client, "everything")
+            caplog.clear()
+            await _wake_and_check(dev, client, actor_id, 3)
+            woke = last_start(dev, actor_id)
+            assert not woke.engine_preload
+            assert woke.kv_reads >= 3  # startup keys, connections, workflow, pages
+            assert woke.unexpected_reads == {}
+            assert not [r for r in caplog.records if r.name == GUARD_LOGGER]
