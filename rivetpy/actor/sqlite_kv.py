@@ -21,7 +21,14 @@ from typing import Protocol, TypeVar
 import trio
 
 from rivetpy.actor import keys
-from rivetpy.engine.kv.limits import MAX_KEYS, MAX_PUT_PAYLOAD_SIZE, MAX_VALUE_SIZE, wrapped_len
+from rivetpy.engine.kv.limits import (
+    MAX_KEYS,
+    MAX_PUT_PAYLOAD_SIZE,
+    MAX_VALUE_SIZE,
+    validate_keys,
+    validate_put,
+    wrapped_len,
+)
 
 log = logging.getLogger(__name__)
 
@@ -254,3 +261,38 @@ class PageStore:
             self.stats.kv_delete_calls += 1
             self._call(self._kv.delete, batch, "delete", len(batch))
             self.stats.kv_keys_deleted += len(batch)
+
+
+class MemoryPageKv:
+    """A :class:`PageKv` in a dict, enforcing the engine's KV limits (tests, benchmarks).
+
+    Each request is atomic, as in the engine: a rejected request changes nothing. ``calls``
+    counts requests by method name.
+    """
+
+    def __init__(self, data: dict[bytes, bytes] | None = None) -> None:
+        self.data: dict[bytes, bytes] = {} if data is None else data
+        self.calls: dict[str, int] = {"get_batch": 0, "put": 0, "delete": 0}
+
+    async def get_batch(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        self.calls["get_batch"] += 1
+        validate_keys(keys)
+        await trio.lowlevel.checkpoint()
+        return [self.data.get(key) for key in keys]
+
+    async def put(self, entries: Sequence[tuple[bytes, bytes]]) -> None:
+        self.calls["put"] += 1
+        validate_put([k for k, _ in entries], [v for _, v in entries])
+        await trio.lowlevel.checkpoint()
+        self.data.update(entries)
+
+    async def delete(self, keys: Sequence[bytes]) -> None:
+        self.calls["delete"] += 1
+        validate_keys(keys)
+        await trio.lowlevel.checkpoint()
+        for key in keys:
+            self.data.pop(key, None)
+
+    def entries(self, prefix: bytes = keys.SQLITE) -> list[tuple[bytes, bytes]]:
+        """The stored entries under ``prefix`` in key order (what a complete preload gives)."""
+        return sorted((k, v) for k, v in self.data.items() if k.startswith(prefix))

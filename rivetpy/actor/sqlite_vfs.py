@@ -10,7 +10,8 @@ Storage format (under ``keys.SQLITE``, schema version 1):
 * tags: 0 the main database, 1 its rollback journal, 2 its WAL (never used: the VFS has no
   shared memory, so the database runs in rollback-journal mode).
 
-Writes are buffered per file and written on ``xSync`` (and ``xClose``): every dirty chunk in
+Writes are buffered per file and written on ``xSync``, ``xClose`` and a shrinking ``xTruncate``
+(SQLite may truncate after its last sync): every dirty chunk in
 index order except chunk 0, then chunk 0 and the size in the last put, then deletes of chunks
 cut off by truncation. A file is deleted by deleting its size first, then its chunks. Together
 with SQLite's journal protocol (journal synced before the database is written, journal deleted
@@ -255,6 +256,9 @@ class KvVfs(apsw.VFS):
             state.dirty[index] = base[:cut] + bytes(CHUNK_SIZE - cut)
         state.size, state.durable = size, min(state.durable, size)
         state.meta_dirty = True
+        # SQLite may truncate after its last sync of a commit (VACUUM): do it now, as a file
+        # system would, with everything buffered before it
+        self.sync(state)
 
     def sync(self, state: KvFileState) -> None:
         """Write the file's buffered chunks and size to KV; see the module doc for the order."""
