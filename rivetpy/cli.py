@@ -1,10 +1,12 @@
-"""``rivetpy`` command line: ``rivetpy engine`` runs the embedded engine.
+"""``rivetpy`` command line.
 
+    rivetpy dev APP.py [--data-dir DIR] [--host 127.0.0.1] [--port 6420]
     rivetpy engine [--data-dir DIR] [--host 127.0.0.1] [--port 6420]
                    [--store sqlite|foundationdb] [--token TOKEN]
 
-It logs the address it listens on and runs until SIGINT or SIGTERM (then closes the listener,
-every runner connection and the store; the state stays in the data dir).
+``dev`` runs the embedded engine (SQLite store in the data dir), a runner and the actors defined
+in APP.py, and prints how to call them. ``engine`` runs the embedded engine alone. Both run
+until SIGINT or SIGTERM; the state stays in the data dir.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     engine.add_argument("--cluster-file", default=None, help="FoundationDB cluster file")
     engine.add_argument("--token", default=None, help="admin token (enables auth)")
     engine.add_argument("--log-level", default="INFO")
+    dev = commands.add_parser("dev", help="run the embedded engine, a runner and your actors")
+    dev.add_argument("app", type=Path, help="Python file defining rivetpy.actor.Actor classes")
+    dev.add_argument("--data-dir", type=Path, default=Path(".rivetpy"))
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=6420)
+    dev.add_argument("--log-level", default="WARNING")
     return parser
 
 
@@ -54,6 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command == "dev":
+        from rivetpy.dev import AppLoadError, run_dev  # noqa: PLC0415 (loads the actor stack)
+
+        try:
+            trio.run(run_dev, args.app, args.data_dir, args.host, args.port)
+        except (AppLoadError, OSError) as exc:
+            print(f"rivetpy dev: {exc}", file=sys.stderr)
+            return 1
+        return 0
     options = EngineOptions(
         data_dir=args.data_dir,
         host=args.host,

@@ -15,7 +15,7 @@ import json
 import logging
 import re
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote, urlencode, urlsplit
 
 import trio_websocket
 
@@ -216,8 +216,47 @@ class Api:
         )
         return Response(response.status, response.headers, response.body)
 
+    async def _resolve_query_route(self, path: str, query: str) -> tuple[str, str, str]:
+        """Query routing (``/gateway/<actor name>/...?rvt-method=get|getOrCreate&rvt-key=K``
+        with optional ``rvt-namespace``, ``rvt-runner`` (runner name selector for creation,
+        default ``default``) and ``rvt-crash-policy``): ``(actor id, actor path, query without
+        the rvt-* parameters)``. Without ``rvt-method`` the first segment is an actor id."""
+        params = parse_qsl(query, keep_blank_values=True)
+        rvt = {k: v for k, v in params if k.startswith("rvt-")}
+        rest = urlencode([(k, v) for k, v in params if not k.startswith("rvt-")])
+        if "rvt-method" not in rvt:
+            actor_id, actor_path = self._gateway_target(path)
+            return actor_id, actor_path, query
+        match = _GATEWAY.match(path)
+        if match is None:
+            raise ApiError(404, "guard", "no_route", "no route")
+        name, actor_path = unquote(match.group(1)), match.group(2) or "/"
+        method, key = rvt["rvt-method"], rvt.get("rvt-key")
+        if method not in ("get", "getOrCreate"):
+            raise ApiError(400, "guard", "invalid_query", "rvt-method must be get or getOrCreate")
+        namespace = rvt.get("rvt-namespace", "default")
+        found = self.engine.list_actors(namespace, name=name, key=key)
+        if found:
+            return found[0].actor_id, actor_path, rest
+        if method == "get":
+            raise ApiError(404, "actor", "not_found", f"no actor {name!r} with key {key!r}")
+        try:
+            actor = await self.engine.create_actor(
+                namespace,
+                name,
+                key,
+                None,
+                rvt.get("rvt-runner", "default"),
+                rvt.get("rvt-crash-policy", "sleep"),
+            )
+        except ApiError as exc:
+            if exc.code != "duplicate_key":
+                raise
+            actor = self.engine.list_actors(namespace, name=name, key=key)[0]
+        return actor.actor_id, actor_path, rest
+
     async def _gateway_http(self, request: Request, path: str, query: str) -> Response:
-        actor_id, actor_path = self._gateway_target(path)
+        actor_id, actor_path, query = await self._resolve_query_route(path, query)
         if query:
             actor_path += "?" + query
         headers = {k: v for k, v in request.headers.items() if k not in HOP_HEADERS}
@@ -240,11 +279,11 @@ class Api:
             )
             return
         try:
-            actor_id, actor_path = self._gateway_target(parts.path)
+            actor_id, actor_path, query = await self._resolve_query_route(parts.path, parts.query)
         except ApiError as exc:
             await ws_request.reject(exc.status, body=dumps(exc.body()))
             return
-        if parts.query:
-            actor_path += "?" + parts.query
+        if query:
+            actor_path += "?" + query
         headers = {k: v for k, v in request.headers.items() if k not in HOP_HEADERS}
         await self.gateway.serve_websocket(ws_request, actor_id, actor_path, headers)
