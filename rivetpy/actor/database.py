@@ -154,7 +154,11 @@ class Database:
             conn, self._conn = self._conn, None
             try:
                 if conn is not None:
-                    conn.close()
+                    try:
+                        conn.close()
+                    except BaseException:
+                        conn.close(force=True)  # closed for sure; the first error is raised
+                        raise
             finally:
                 self._vfs.close()
 
@@ -172,17 +176,20 @@ async def open_database(
     migrate: Callable[[Database], Awaitable[None]] | None = None,
     name: str = "main",
     cache_pages: int = 256,
+    readahead_pages: int = 0,
 ) -> Database:
     """Open (creating if new) the actor's database stored in ``kv`` and run ``migrate`` on it.
 
     ``preloaded`` is the preload of the partial prefix ``keys.SQLITE`` (sorted ``(key, value)``
     entries; ``[]`` when the engine scanned it and found nothing, i.e. a new database) or None.
-    ``cache_pages`` bounds the VFS's page cache (4096-byte pages). On any failure the database
-    is closed and the error raised.
+    ``cache_pages`` bounds the VFS's page cache (4096-byte pages); ``readahead_pages`` > 0
+    makes a page read from KV also fetch that many following pages in the same request (fewer
+    round trips for scans, more bytes read). On any failure the database is closed and the
+    error raised.
     """
     label = f"{name}#{id(kv):x}"
     store = PageStore(kv, preloaded, DatabaseStats(), label=label)
-    vfs = KvVfs(store, name, cache_pages=cache_pages)
+    vfs = KvVfs(store, name, cache_pages=cache_pages, readahead_pages=readahead_pages)
     db = Database(vfs, label)
     try:
         await db._open()

@@ -76,6 +76,9 @@ class ChunkCache:
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
 
+    def __contains__(self, key: bytes) -> bool:
+        return key in self._items
+
     def drop(self, key: bytes) -> None:
         self._items.pop(key, None)
 
@@ -106,11 +109,15 @@ class KvVfs(apsw.VFS):
     files. Any other name is refused (temporary files, opened without a name, live in memory).
     """
 
-    def __init__(self, store: PageStore, db_name: str, *, cache_pages: int = 256) -> None:
+    def __init__(
+        self, store: PageStore, db_name: str, *, cache_pages: int = 256, readahead_pages: int = 0
+    ) -> None:
         self.store = store
         self.db_name = db_name
         self.vfs_name = f"rivetpy-kv-{next(_names)}"
         self.cache = ChunkCache(cache_pages)
+        #: on a miss in the main database, also fetch up to this many following chunks (same get)
+        self.readahead = min(readahead_pages, cache_pages)
         self._files = {
             db_name: KvFileState(TAG_MAIN),
             db_name + "-journal": KvFileState(TAG_JOURNAL),
@@ -122,9 +129,11 @@ class KvVfs(apsw.VFS):
         self.unregister()
 
     def clear_preload(self) -> None:
-        """End of open: stop answering from the preload; its unwritten pages seed the cache."""
-        for key, value in self.store.clear_preload():
-            if len(value) == CHUNK_SIZE:
+        """End of open: stop answering from the preload. Its pages not written since are KV's
+        values: the leading ones (the first pages of the database) seed the cache."""
+        pages = [(k, v) for k, v in self.store.clear_preload() if len(v) == CHUNK_SIZE]
+        for key, value in reversed(pages[: self.cache.capacity]):
+            if key not in self.cache:
                 self.cache.put(key, value)
 
     # -- VFS methods
@@ -178,6 +187,7 @@ class KvVfs(apsw.VFS):
         """Current contents of whole chunks, with at most one KV get for all that miss."""
         found: dict[int, bytes] = {}
         missing: list[int] = []
+        indexes_set = set(indexes)
         for index in indexes:
             key = chunk_key(state.tag, index)
             dirty = state.dirty.get(index)
@@ -191,8 +201,9 @@ class KvVfs(apsw.VFS):
             else:
                 missing.append(index)
         if missing:
-            values = self.store.get_many([chunk_key(state.tag, i) for i in missing])
-            for index, stored in zip(missing, values, strict=True):
+            wanted = missing + self._readahead(state, max(missing))
+            values = self.store.get_many([chunk_key(state.tag, i) for i in wanted])
+            for index, stored in zip(wanted, values, strict=True):
                 if stored is None:
                     log.warning(
                         "sqlite chunk missing from KV: reading zeros",
@@ -201,8 +212,20 @@ class KvVfs(apsw.VFS):
                     stored = _ZERO_CHUNK  # noqa: PLW2901
                 chunk = stored[:CHUNK_SIZE].ljust(CHUNK_SIZE, b"\0")
                 self.cache.put(chunk_key(state.tag, index), chunk)
-                found[index] = chunk
+                if index in indexes_set:
+                    found[index] = chunk
         return found
+
+    def _readahead(self, state: KvFileState, after: int) -> list[int]:
+        if state.tag != TAG_MAIN:
+            return []
+        extra: list[int] = []
+        for index in range(after + 1, after + 1 + self.readahead):
+            if index * CHUNK_SIZE >= state.durable:
+                break
+            if index not in state.dirty and chunk_key(state.tag, index) not in self.cache:
+                extra.append(index)
+        return extra
 
     def read(self, state: KvFileState, amount: int, offset: int) -> bytes:
         end = min(offset + amount, state.size)

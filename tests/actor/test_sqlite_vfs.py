@@ -166,6 +166,27 @@ async def test_multi_chunk_read_of_misses_is_one_kv_get() -> None:
             vfs.close()
 
 
+async def test_readahead_fetches_following_chunks_in_the_same_get() -> None:
+    with trio.fail_after(TIMEOUT):
+        content = pattern(6 * CHUNK_SIZE)
+        kv = RecordingKv(stored_file(TAG_MAIN, content))
+        store = PageStore(kv, None, DatabaseStats(), label="t")
+        vfs = KvVfs(store, "db", cache_pages=8, readahead_pages=3)
+        try:
+            file = await in_thread(lambda: open_file(vfs))
+            kv.gets.clear()
+            assert (
+                await in_thread(lambda: file.xRead(CHUNK_SIZE, 2 * CHUNK_SIZE))
+                == content[2 * CHUNK_SIZE : 3 * CHUNK_SIZE]
+            )
+            assert kv.gets == [[chunk_key(TAG_MAIN, i) for i in (2, 3, 4, 5)]]
+            tail = await in_thread(lambda: file.xRead(3 * CHUNK_SIZE, 3 * CHUNK_SIZE))
+            assert tail == content[3 * CHUNK_SIZE :]
+            assert len(kv.gets) == 1  # served by the cache; nothing past the file's end asked
+        finally:
+            vfs.close()
+
+
 async def test_open_with_full_preload_reads_nothing_from_kv() -> None:
     with trio.fail_after(TIMEOUT):
         kv = RecordingKv(stored_file(TAG_MAIN, pattern(3 * CHUNK_SIZE)))
