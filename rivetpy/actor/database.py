@@ -107,7 +107,8 @@ class Database:
     async def execute(
         self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()
     ) -> list[tuple[Any, ...]]:
-        """Run one or more statements; returns the rows of the last one that has rows."""
+        """Run ``sql`` (one statement, or several without parameters); returns every row it
+        produced, in order."""
 
         def run() -> list[tuple[Any, ...]]:
             return list(self._connection().execute(sql, params))
