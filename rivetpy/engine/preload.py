@@ -168,10 +168,18 @@ async def preload_in_transaction(
             )
             continue
         found_entries, used, exceeded = await _scan_prefix(tr, layout, request.prefix, limit, seen)
-        if exceeded and not request.partial:
+        if exceeded and not (request.partial and found_entries):
+            # A partial prefix cut before its first entry is not recorded either: "requested
+            # with no entries" would tell the runtime the prefix is empty (for SQLite: a new
+            # database) when it is not.
             log.debug(
-                "preload prefix exceeded its limit (partial: false), discarding entries",
-                extra={"actor_id": actor_id, "prefix": request.prefix.hex(), "limit": limit},
+                "preload prefix exceeded its limit, discarding it",
+                extra={
+                    "actor_id": actor_id,
+                    "prefix": request.prefix.hex(),
+                    "limit": limit,
+                    "partial": request.partial,
+                },
             )
             continue
         if exceeded:

@@ -59,8 +59,8 @@ def oracle(
                 break
             used += size_of(key, data[key])
             found.append(v8.PreloadedKvEntry(key, data[key], meta))
-        if exceeded and not req.partial:
-            continue
+        if exceeded and not (req.partial and found):
+            continue  # a partial prefix cut before its first entry is not "scanned, empty"
         req_prefixes.append(req.prefix)
         total += used
         entries.extend(found)

@@ -442,3 +442,18 @@ def test_fetch_preloaded_kv_applies_config_and_overrides(
         valid = isinstance(value, int) and not isinstance(value, bool) and value >= 0
         assert req.max_bytes == (value if valid else default)
     assert result == oracle(data, params[0], params[1], total)
+
+
+async def test_partial_prefix_cut_before_its_first_entry_is_not_recorded(
+    store: Store, kv: ActorKv, actor: str
+) -> None:
+    """Otherwise "requested, no entries" would say the SQLite prefix is empty (a new database)
+    for an actor whose database exists: the runtime would overwrite it."""
+    with trio.fail_after(TIMEOUT):
+        page = b"\x08\x01\x01\x00" + (0).to_bytes(4, "big")
+        await kv.put(actor, [PERSIST_DATA, page], [b"s" * 100, b"p" * 4096])
+        result = await batch_preload(
+            store, actor, [PERSIST_DATA], [PrefixRequest(b"\x08\x01", 786_432, True)], 300
+        )
+        assert [e.key for e in result.entries] == [PERSIST_DATA]
+        assert result.requested_prefixes == []
