@@ -102,7 +102,7 @@ def test_rivetpy_dev_reports_an_app_without_actors(tmp_path: Path) -> None:
     empty = tmp_path / "empty.py"
     empty.write_text("X = 1\n")
     result = subprocess.run(
-        [sys.executable, "-m", "rivetpy.cli", "dev", str(empty), "--port", "0"],
+        [sys.executable, "-m", "rivetpy", "dev", str(empty), "--port", "0"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -1,0 +1,7 @@
+"""``python -m rivetpy``: the ``rivetpy`` command line."""
+
+import sys
+
+from rivetpy.cli import main
+
+sys.exit(main())
