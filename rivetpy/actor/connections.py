@@ -123,14 +123,15 @@ class Conn:
     def describe(self) -> dict[str, Any]:
         return {
             "id": self.id,
-            "params": _jsonable(self.params),
-            "state": _jsonable(self.state),
+            "params": jsonable(self.params),
+            "state": jsonable(self.state),
             "subscriptions": sorted(self.subscriptions),
             "hibernatable": self.hibernatable,
         }
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
+    """``value`` if JSON can carry it, else its repr (for views such as the inspector)."""
     try:
         json.dumps(value)
     except (TypeError, ValueError):

@@ -12,7 +12,7 @@ from typing import Any
 import trio
 
 from rivetpy.actor import wire
-from rivetpy.actor.connections import Conn
+from rivetpy.actor.connections import Conn, jsonable
 from rivetpy.actor.definition import UserError
 from rivetpy.actor.instance import ACK_BYTES, ActorInstance
 from rivetpy.actor.persist import HibernatableSocket
@@ -33,27 +33,28 @@ def _error_response(err: ActorError) -> HttpResponse:
     return HttpResponse(err.status, dict(JSON_HEADERS), wire.encode({"error": err.body()}))
 
 
+async def _post_body(request: HttpRequest, route: str) -> tuple[str, dict[str, Any]]:
+    """The name after ``route`` and the JSON object body (empty body: ``{}``) of a POST."""
+    if request.method != "POST":
+        raise ActorError(405, "request", "method_not_allowed", "use POST")
+    name = urllib.parse.unquote(_split(request.path)[0][len(route) :])
+    raw = await request.read()
+    return name, wire.decode_object(raw, "request body") if raw.strip() else {}
+
+
 async def serve_http(inst: ActorInstance[Any], request: HttpRequest) -> HttpResponse:
     path, _ = _split(request.path)
     inst.begin_activity()
     try:
         if path.startswith("/action/"):
-            if request.method != "POST":
-                raise ActorError(405, "request", "method_not_allowed", "use POST")
-            name = urllib.parse.unquote(path[len("/action/") :])
-            raw = await request.read()
-            body = wire.decode_object(raw, "request body") if raw.strip() else {}
+            name, body = await _post_body(request, "/action/")
             args = body.get("args", [])
             if not isinstance(args, list):
                 raise wire.bad_request("args must be a JSON array")
             output = await inst.call_action(name, args, None)
             return HttpResponse(200, dict(JSON_HEADERS), wire.encode({"output": output}))
         if path.startswith("/queue/"):
-            if request.method != "POST":
-                raise ActorError(405, "request", "method_not_allowed", "use POST")
-            name = urllib.parse.unquote(path[len("/queue/") :])
-            raw = await request.read()
-            body = wire.decode_object(raw, "request body") if raw.strip() else {}
+            name, body = await _post_body(request, "/queue/")
             msg_id = await inst.queue.send(name, body.get("body"))
             return HttpResponse(200, dict(JSON_HEADERS), wire.encode({"id": msg_id}))
         if path == "/inspect":
@@ -84,21 +85,13 @@ def _inspect(inst: ActorInstance[Any], request: HttpRequest) -> HttpResponse:
         "actor_id": inst.actor_id,
         "name": inst.name,
         "key": inst.key,
-        "state": _jsonable(inst.record.state),
+        "state": jsonable(inst.record.state),
         "connections": [c.describe() for c in inst.connections.all()],
         "queue_size": inst.queue.size,
         "workflow_steps": inst.workflow.completed(),
         "alarms": [{"id": a.id, "ts": a.ts_ms, "action": a.action} for a in inst.record.alarms],
     }
     return HttpResponse(200, dict(JSON_HEADERS), wire.encode(view))
-
-
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return repr(value)
-    return value
 
 
 def can_hibernate(inst: ActorInstance[Any], path: str) -> bool:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from codec import v8
+from rivetpy.actor import keys as actor_keys
 from rivetpy.engine.actor_names import read_actor_name_metadata
 from rivetpy.engine.config import PegboardConfig, as_u64
 from rivetpy.engine.kv.actor_kv import read_entries
@@ -24,15 +25,16 @@ from rivetpy.engine.store.ranges import RangePages
 
 log = logging.getLogger("rivetpy.engine.preload")
 
-# Runtime key constants (rivetkit ``actor/instance/keys.ts``); must match byte for byte.
-PERSIST_DATA = b"\x01"
-CONN_PREFIX = b"\x02"
-INSPECTOR_TOKEN = b"\x03"
-QUEUE_METADATA = b"\x05\x01\x01"
-WORKFLOW_PREFIX = b"\x06\x01"
-SQLITE_PREFIX = b"\x08\x01"
+# The runtime's key constants (one definition, shared with the actor runtime, which reads
+# exactly these keys at startup).
+PERSIST_DATA = actor_keys.PERSIST_DATA
+CONN_PREFIX = actor_keys.CONNECTIONS
+INSPECTOR_TOKEN = actor_keys.INSPECTOR_TOKEN
+QUEUE_METADATA = actor_keys.QUEUE_METADATA
+WORKFLOW_PREFIX = actor_keys.WORKFLOW
+SQLITE_PREFIX = actor_keys.SQLITE
 #: Exact keys read at startup, in order.
-STARTUP_GET_KEYS = (PERSIST_DATA, INSPECTOR_TOKEN, QUEUE_METADATA)
+STARTUP_GET_KEYS = actor_keys.PRELOAD_GET_KEYS
 
 # Actor-name metadata keys overriding the per-prefix budgets.
 OVERRIDE_SQLITE = "preloadMaxSqliteBytes"
