@@ -196,23 +196,23 @@ class GatewaySocket:
                 with trio.CancelScope(shield=True):
                     self.state.close()
                     self._release()
-                    await self._close_client(1001, "guard.going_away")
+                    # the connection's reader is being cancelled too: no close reply will come
+                    await self._close_client(1001, "guard.going_away", timeout=0.2)
         await self._finish(end)
 
     def _release(self) -> None:
         self.gateway.sockets.pop(self.request_id, None)
         self.gateway._close(self.request_id)
 
-    async def _close_client(self, code: int, reason: str) -> None:
+    async def _close_client(self, code: int, reason: str, timeout: float = 2.0) -> None:
         client = self.client
         if client is None:
             return
-        with trio.move_on_after(2) as scope:
+        with trio.move_on_after(timeout) as scope:
             scope.shield = True
             await client.aclose(code, reason)
 
     async def _finish(self, end: End) -> None:
-        self.ended = end
         error = end.error
         index = self.state.close()
         if end.tell_runner and index is not None and self.pending.runner_id != ANY_RUNNER:
@@ -237,6 +237,7 @@ class GatewaySocket:
                 exc_info=error,
                 extra={"actor_id": self.actor_id, "request_id": self.request_id.hex()},
             )
+        self.ended = end
         await self._close_client(end.code, end.reason)
 
     # -- client side -------------------------------------------------------------------------------
@@ -294,10 +295,9 @@ class GatewaySocket:
             if isinstance(hibernated, End):
                 return hibernated
             keepalive_now = not hibernated
-            try:
-                await self._resume()
-            except ApiError as exc:
-                return End(1011, f"{exc.group}.{exc.code}")
+            end = await race(self._resume, self._watch_client_end)
+            if end is not None:
+                return end
 
     async def _active(self, keepalive_now: bool) -> End | _Hibernate:
         tasks: list[Callable[[], Awaitable[End | _Hibernate]]] = [
@@ -440,12 +440,25 @@ class GatewaySocket:
                 return CONTINUE
             await race(changed.wait, self._client_done.wait, self._client_message.wait)
 
-    async def _resume(self) -> None:
+    async def _watch_client_end(self) -> End | None:
+        await self._client_done.wait()
+        assert self._client_end is not None
+        return End(self._client_end.code, self._client_end.reason, tell_runner=False)
+
+    async def _resume(self) -> End | None:
         """hibernation.md §6.3: wake the actor (if a client message is what ended the
-        hibernation), bind to its runner, re-publish every pending message unchanged."""
+        hibernation), bind to its runner, re-publish every pending message unchanged. Returns
+        an :class:`End` if the actor cannot be woken (gone, or not ready in time)."""
         ready = self.engine.actor_ready(self.actor_id)
         if ready is None:
-            ready = await self.engine.wait_ready(self.actor_id)
+            try:
+                ready = await self.engine.wait_ready(self.actor_id)
+            except ApiError as exc:
+                log.warning(
+                    "hibernated socket: the actor did not wake",
+                    extra={"actor_id": self.actor_id, "error": str(exc)},
+                )
+                return End(1011, f"{exc.group}.{exc.code}", tell_runner=False)
         runner_id, generation = ready
         self.pending.runner_id, self.generation = runner_id, generation
         for message in self.state.resume(trio.current_time()):
@@ -460,6 +473,7 @@ class GatewaySocket:
                 "phase": Phase.ACTIVE.value,
             },
         )
+        return None
 
 
 async def serve_websocket(
