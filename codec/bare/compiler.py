@@ -80,7 +80,7 @@ class Gen:
     def __init__(self) -> None:
         self.namespace: dict[str, Any] = dict(_BASE_NAMESPACE)
         self.functions: list[str] = []
-        self._const_names: dict[int, str] = {}
+        self._const_names: dict[Any, str] = {}
         self._decoders: dict[int, str] = {}
         self._encoders: dict[int, str] = {}
         self._counter = itertools.count()
@@ -100,6 +100,33 @@ class Gen:
             self._keep.append(obj)
         return name
 
+    def twin(self, cls: type[Any], attrs: list[str]) -> str | None:
+        """Name of a mutable class with the same slot layout as the slotted class ``cls``, or
+        None if there is none. Decoders fill an instance of it with plain attribute stores and
+        then set ``__class__ = cls``: the result is an ordinary ``cls`` instance, built in about
+        half the time of ``object.__new__`` plus one descriptor call per field (a frozen
+        dataclass's own ``__init__`` costs about four times as much)."""
+        key = ("twin", id(cls))
+        name = self._const_names.get(key)
+        if name is not None:
+            return name
+        slots = cls.__dict__.get("__slots__")
+        if not isinstance(slots, tuple) or list(slots) != attrs:
+            return None
+        twin = type(f"_Twin_{cls.__name__}", (), {"__slots__": slots})
+        try:
+            probe = twin()
+            for attr in attrs:
+                setattr(probe, attr, None)
+            probe.__class__ = cls
+        except TypeError:
+            return None
+        if type(probe) is not cls:
+            return None
+        name = self.const(twin, f"twin_{cls.__name__}")
+        self._const_names[key] = name
+        return name
+
     def struct_packer(self, fmt: str) -> str:
         packer = struct.Struct(fmt)
         name = f"_S_{''.join(c if c.isalnum() else '_' for c in fmt)}"
@@ -115,18 +142,25 @@ class Gen:
 
     def emit_length_prefixed(self, out: list[str], ind: str, target: str, suffix: str) -> None:
         """``data``/``str``: a length then that many bytes (``suffix`` applied to the slice).
-        The one-byte-length case (lengths < 128) is the hot path and skips a store."""
-        n, q = self.tmp(), self.tmp()
+
+        Lengths of one byte (< 128) and two bytes (< 16384) are read inline; longer ones call
+        ``_uv``. There is no bounds check here: a slice never reads past ``e`` (the input is cut
+        at ``e``), so a length that overruns leaves ``p > e``, and ``p`` only grows, so the
+        decode fails at its final ``p`` check (see :meth:`decoder`)."""
+        n, c, q = self.tmp(), self.tmp(), self.tmp()
         out.append(f"{ind}{n} = b[p]")
         out.append(f"{ind}if {n} < 128:")
         out.append(f"{ind}    {q} = p + 1 + {n}")
-        out.append(f"{ind}    if {q} > e: raise _Fail")
         out.append(f"{ind}    {target} = b[p + 1:{q}]{suffix}")
         out.append(f"{ind}else:")
-        out.append(f"{ind}    {n}, p = _uv(b, p)")
-        out.append(f"{ind}    {q} = p + {n}")
-        out.append(f"{ind}    if {q} > e: raise _Fail")
-        out.append(f"{ind}    {target} = b[p:{q}]{suffix}")
+        out.append(f"{ind}    {c} = b[p + 1]")
+        out.append(f"{ind}    if 0 < {c} < 128:")
+        out.append(f"{ind}        {q} = p - 126 + {n} + ({c} << 7)")
+        out.append(f"{ind}        {target} = b[p + 2:{q}]{suffix}")
+        out.append(f"{ind}    else:")
+        out.append(f"{ind}        {n}, p = _uv(b, p)")
+        out.append(f"{ind}        {q} = p + {n}")
+        out.append(f"{ind}        {target} = b[p:{q}]{suffix}")
         out.append(f"{ind}p = {q}")
 
     def emit_uvarint_append(self, out: list[str], ind: str, expr: str) -> None:
@@ -158,6 +192,8 @@ class Gen:
                 emit_body(self, body, "    ", "r")
             else:
                 t.emit_decode(self, body, "    ", "r")
+            if root:
+                body.append("    if p > e: raise _Fail")
             body.append("    return r, p")
             self.functions.append("\n".join(body))
         return name

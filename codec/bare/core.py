@@ -91,7 +91,9 @@ class BareType(Construct):  # type: ignore[type-arg]
     def emit_decode(self, g: Gen, out: list[str], ind: str, target: str) -> None:
         """Append statements that decode one value at ``b[p:]`` into ``target`` and advance
         ``p``. Available locals: ``b`` (bytes), ``p`` (offset), ``e`` (len(b)). Failure raises
-        any exception; the caller converts it."""
+        any exception; the caller converts it. A read that overruns ``e`` may, instead of
+        failing at once, leave ``p > e``: ``p`` never decreases and every root decoder fails
+        unless it ends with ``p <= e`` (``decode_at``) or ``p == e`` (``decode_all``)."""
         raise NotImplementedError
 
     def emit_encode(self, g: Gen, out: list[str], ind: str, src: str) -> None:

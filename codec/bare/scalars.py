@@ -366,7 +366,6 @@ class FixedData(BareType):
     def emit_decode(self, g: Gen, out: list[str], ind: str, target: str) -> None:
         q = g.tmp()
         out.append(f"{ind}{q} = p + {self.length}")
-        out.append(f"{ind}if {q} > e: raise _Fail")
         out.append(f"{ind}{target} = b[p:{q}]")
         out.append(f"{ind}p = {q}")
 
