@@ -564,7 +564,13 @@ class RunnerCore:
                     # (hibernation.md §8.4).
                     return
                 if le(event.index, request.in_index):
-                    return  # a replayed message already processed
+                    # A replayed message already processed. If it was acknowledged, the ack may
+                    # have been lost with a connection (else the gateway would not replay it):
+                    # acknowledge again (acks are cumulative and idempotent).
+                    acked = request.acked_index
+                    if acked is not None and le(event.index, acked):
+                        self._send_tunnel(request, v8.ToServerWebSocketMessageAck(acked))
+                    return
                 if event.index != next_index(request.in_index):
                     self._send_close(request, 1008, "ws.message_index_skip")
                     self._events.append(
@@ -715,6 +721,8 @@ class RunnerCore:
             raise LocalProtocolError("acks are only for hibernatable WebSockets")
         if not 0 <= index < 1 << 16:
             raise LocalProtocolError(f"message index {index} is not a u16")
+        if request.acked_index is None or not le(index, request.acked_index):
+            request.acked_index = index
         self._send_tunnel(request, v8.ToServerWebSocketMessageAck(index))
         return True
 
@@ -748,6 +756,7 @@ class RunnerCore:
         request.hibernatable = True
         request.in_index = server_index
         request.out_index = client_index
+        request.acked_index = server_index  # persisted, hence acknowledgeable
         self._requests[key] = request
         inst.requests.add(key)
 

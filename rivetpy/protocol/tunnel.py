@@ -35,6 +35,8 @@ class TunnelRequest:
     hibernatable: bool = False
     #: last processed gateway->runner message index
     in_index: int = 0
+    #: highest index acknowledged to the gateway (durably persisted by the app), if any
+    acked_index: int | None = None
     response_started: bool = False
 
     def take_out_index(self) -> int:

@@ -230,7 +230,8 @@ async def test_hibernatable_socket_acks_each_message_and_survives_stop(
     assert kinds[0] == v8.ToServerWebSocketOpen(True)
     assert app.ws_messages == [(b"m1", 1), (b"m2", 2), (b"m3", 3)]
     acks = [k.index for k in kinds if isinstance(k, v8.ToServerWebSocketMessageAck)]
-    assert acks == [1, 2, 3]
+    # the duplicate 2 is acknowledged again if its first ack was already sent
+    assert acks in ([1, 2, 3], [1, 2, 2, 3])
     assert not any(isinstance(k, v8.ToServerWebSocketClose) for k in kinds), (
         "hibernatable: no close"
     )
@@ -257,9 +258,10 @@ async def test_restored_socket_continues_from_the_persisted_index(
     assert app.ws_messages == [(b"new", 8)]
     out = responses(conn)
     assert [(m.message_id.message_index, m.message_kind) for m in out] == [
-        (4, v8.ToServerWebSocketMessageAck(8)),
-        (5, v8.ToServerWebSocketMessage(b"new", True)),
-        (6, v8.ToServerWebSocketClose(1008, "ws.message_index_skip", False)),
+        (4, v8.ToServerWebSocketMessageAck(7)),  # the replayed 7 was persisted: acked again
+        (5, v8.ToServerWebSocketMessageAck(8)),
+        (6, v8.ToServerWebSocketMessage(b"new", True)),
+        (7, v8.ToServerWebSocketClose(1008, "ws.message_index_skip", False)),
     ]
 
 
