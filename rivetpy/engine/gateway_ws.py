@@ -18,9 +18,11 @@ How a socket ends, and what happens to its persisted entry (``hibernation_store`
 * the actor goes away (stops, sleeps, its runner connection closes, or the runner closes the
   socket with ``hibernate``): a hibernatable socket hibernates, any other is closed with 1011
   ``actor.stopped`` / ``guard.service_unavailable``;
-* hibernation ends with *continue* (the actor is ready again, or the client sent a message, which
-  wakes it): the entry is **refreshed**, not deleted, *before* the actor is woken, so the start
-  command hydrated for the wake lists the socket (the ordering hazard of §6.2 step 5);
+* hibernation ends with *continue*, never deleting the entry: if the client sent a message
+  (which wakes the actor) the entry is **refreshed** *before* the wake, so the start command
+  hydrated for it lists the socket (the ordering hazard of §6.2 step 5); if the actor became
+  ready by itself its start was hydrated while the entry was live, and the resumed keepalive
+  refreshes it at once;
 * any terminal end (client close, runner close, errors, limits): the entry is deleted;
 * the keepalive failing ends the socket with an error: it is logged with its traceback, kept in
   :attr:`GatewaySocket.error`, and the client is closed with 1011
@@ -85,11 +87,16 @@ class _Hibernate:
 
 
 class _Continue:
-    """Hibernation ended: resume on the (woken) actor."""
+    """Hibernation ended: resume on the (woken) actor. ``wake``: a client message ended it and
+    the actor has to be woken (else the actor became ready by itself)."""
+
+    def __init__(self, wake: bool) -> None:
+        self.wake = wake
 
 
 HIBERNATE = _Hibernate()
-CONTINUE = _Continue()
+WAKE = _Continue(True)
+READY = _Continue(False)
 
 
 async def race(*fns: Callable[[], Awaitable[T]]) -> T:
@@ -390,8 +397,8 @@ class GatewaySocket:
 
     # -- hibernation -------------------------------------------------------------------------------
     async def _hibernate(self) -> End | bool:
-        """hibernation.md §6.2. Returns an :class:`End`, or whether the entry was refreshed
-        (False: resumed at once because of pending messages, no keepalive, no write)."""
+        """hibernation.md §6.2. Returns an :class:`End`, or whether the entry was just refreshed
+        (False: resumed at once because of pending messages, or the actor became ready)."""
         self._client_message = trio.Event()
         if self.state.hibernate():
             log.debug("pending messages: resuming at once", extra={"actor_id": self.actor_id})
@@ -417,12 +424,17 @@ class GatewaySocket:
         outcome = await race(self._hibernation_wait, hibernation_keepalive)
         if isinstance(outcome, End):
             return outcome
-        # Continue: refresh (not delete) before the wake, so the start command lists the socket.
+        self.hibernations += 1
+        if not outcome.wake:
+            # The actor's start was hydrated while the entry was live: nothing to do before the
+            # resume (the active keepalive refreshes it at once, concurrently).
+            return False
+        # Woken by a client message: refresh (not delete) the entry *before* the wake, so the
+        # start command hydrated for it lists this socket (§6.2 step 5, ordering hazard).
         try:
             await self._upsert()
         except KeepaliveError as exc:
             return End(1011, KEEPALIVE_FAILED_REASON, tell_runner=False, error=exc)
-        self.hibernations += 1
         return True
 
     async def _hibernation_wait(self) -> End | _Continue:
@@ -433,11 +445,11 @@ class GatewaySocket:
                 end = self._client_end
                 return End(end.code, end.reason, tell_runner=False)
             if self._client_message.is_set():
-                return CONTINUE
+                return WAKE
             if self.engine.actor_gone(self.actor_id):
                 return End(1011, "actor.not_found", tell_runner=False)
             if self.engine.actor_ready(self.actor_id) is not None:
-                return CONTINUE
+                return READY
             await race(changed.wait, self._client_done.wait, self._client_message.wait)
 
     async def _watch_client_end(self) -> End | None:
