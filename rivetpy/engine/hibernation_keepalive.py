@@ -62,6 +62,10 @@ class RequestWriter:
         self.clock = clock
         self._open: _Batch | None = None
         self._commit_lock = trio.Lock()
+        #: the timestamp this writer last committed for each live request (only the gateway
+        #: that holds a socket writes its entries, so this is the stored value; a request not
+        #: in it is read first)
+        self._written: dict[tuple[bytes, bytes], int] = {}
         #: committed transactions and operations (observability and tests)
         self.commits = 0
         self.operations = 0
@@ -102,15 +106,27 @@ class RequestWriter:
 
     async def _commit(self, ops: list[_Op]) -> None:
         now = self.clock()
+        known = self._written
 
         async def body(tr: Transaction) -> None:
             for op in ops:
-                if op.upsert:
-                    await hs.upsert(tr, op.actor_id, op.gateway_id, op.request_id, now)
+                key = (op.gateway_id, op.request_id)
+                if key in known:  # ours: its current timestamp is known, no read needed
+                    if op.upsert:
+                        hs.upsert_known(tr, op.actor_id, *key, now, known[key])
+                    else:
+                        hs.delete_known(tr, op.actor_id, *key, known[key])
+                elif op.upsert:
+                    await hs.upsert(tr, op.actor_id, *key, now)
                 else:
-                    await hs.delete(tr, op.actor_id, op.gateway_id, op.request_id)
+                    await hs.delete(tr, op.actor_id, *key)
 
         await self.store.run(body)
+        for op in ops:
+            if op.upsert:
+                known[(op.gateway_id, op.request_id)] = now
+            else:
+                known.pop((op.gateway_id, op.request_id), None)
         self.commits += 1
         self.operations += len(ops)
 

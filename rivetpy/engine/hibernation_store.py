@@ -77,6 +77,32 @@ async def upsert(
     tr.set(index_key(actor_id, now_ms, gateway_id, request_id), b"")
 
 
+def upsert_known(
+    tr: Transaction,
+    actor_id: str,
+    gateway_id: bytes,
+    request_id: bytes,
+    now_ms: int,
+    previous_ts: int | None,
+) -> None:
+    """:func:`upsert` without the pointer read, for a writer that knows the request's current
+    timestamp (``previous_ts``; None: no entry exists), e.g. the gateway that owns the socket:
+    only the gateway holding a socket writes its entries."""
+    if previous_ts is not None:
+        tr.clear(index_key(actor_id, previous_ts, gateway_id, request_id))
+    tr.set(last_ping_key(gateway_id, request_id), _encode_ts(now_ms))
+    tr.set(index_key(actor_id, now_ms, gateway_id, request_id), b"")
+
+
+def delete_known(
+    tr: Transaction, actor_id: str, gateway_id: bytes, request_id: bytes, previous_ts: int | None
+) -> None:
+    """:func:`delete` without the pointer read (see :func:`upsert_known`)."""
+    if previous_ts is not None:
+        tr.clear(index_key(actor_id, previous_ts, gateway_id, request_id))
+    tr.clear(last_ping_key(gateway_id, request_id))
+
+
 async def delete(tr: Transaction, actor_id: str, gateway_id: bytes, request_id: bytes) -> None:
     """Forget the request (§5.3): its index entry and its pointer."""
     pointer = await _clear_index_entry(tr, actor_id, gateway_id, request_id)
