@@ -178,6 +178,8 @@ class Engine:
         self._alarm_scopes: dict[str, trio.CancelScope] = {}
         #: callbacks run when a runner connection goes away (the gateway fails its requests)
         self.on_runner_gone: list[Callable[[str], None]] = []
+        #: callbacks run (synchronously) after every committed transition and runner loss
+        self.on_changed: list[Callable[[], None]] = []
         #: where runner tunnel replies go (set by the gateway)
         self.on_tunnel_message: Callable[[str, v8.ToServerTunnelMessage], None] | None = None
 
@@ -237,8 +239,13 @@ class Engine:
                 self._nursery.start_soon(self._stop_deadline, actor_id, generation)
             for actor_id in batch.alarms:
                 self._arm_alarm(actor_id)
+        self._notify_changed()
+
+    def _notify_changed(self) -> None:
         self._changed.set()
         self._changed = trio.Event()
+        for callback in self.on_changed:
+            callback()
 
     # -- commands and allocation ---------------------------------------------------------------
     def _queue(
@@ -469,8 +476,7 @@ class Engine:
             if self.sessions.get(rid) is not session:
                 return
             del self.sessions[rid]
-            self._changed.set()
-            self._changed = trio.Event()
+            self._notify_changed()
         for callback in self.on_runner_gone:
             callback(rid)
         if self._nursery is not None:

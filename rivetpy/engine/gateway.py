@@ -79,7 +79,14 @@ class Gateway:
         #: value near 65535 exercises the wrap without sending 65536 messages)
         self.first_message_index = 0
         engine.on_runner_gone.append(self.runner_gone)
+        engine.on_changed.append(self._actors_changed)
         engine.on_tunnel_message = self.deliver
+
+    def _actors_changed(self) -> None:
+        """Let each open socket check its actor (cheap, synchronous: only sockets whose actor
+        became ready, went away or was detached are woken)."""
+        for socket in list(self.sockets.values()):
+            socket.on_actor_changed()
 
     # -- from runner connections ----------------------------------------------------------------
     def deliver(self, runner_id: str, message: v8.ToServerTunnelMessage) -> None:

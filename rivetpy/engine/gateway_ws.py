@@ -136,6 +136,10 @@ class GatewaySocket:
         self._client_end: End | None = None
         self._client_done = trio.Event()
         self._client_message = trio.Event()
+        #: what :meth:`on_actor_changed` watches for: "active" (the allocation ending),
+        #: "hibernating" (the actor ready or gone), or nothing
+        self._watching = ""
+        self._wakeup = trio.Event()
         #: completed hibernations (observability, tests)
         self.hibernations = 0
         self.resumed = trio.Event()
@@ -186,6 +190,20 @@ class GatewaySocket:
 
     def _on_ack(self, index: int) -> None:
         self.state.ack(index)
+
+    def on_actor_changed(self) -> None:
+        """An engine transition was committed: wake this socket's watcher if it concerns it."""
+        if self._watching == "active":
+            pending = self._pending
+            if pending is not None and not self.engine.actor_attached(
+                self.actor_id, pending.runner_id, self.generation
+            ):
+                self._wakeup.set()
+        elif self._watching == "hibernating" and (
+            self.engine.actor_ready(self.actor_id) is not None
+            or self.engine.actor_gone(self.actor_id)
+        ):
+            self._wakeup.set()
 
     # -- run ---------------------------------------------------------------------------------------
     async def run(self, client: trio_websocket.WebSocketConnection) -> None:
@@ -264,16 +282,19 @@ class GatewaySocket:
                     )
                     self._client_end = End(1011, PENDING_LIMIT_REASON)
                     self._client_done.set()
+                    self._wakeup.set()
                     return
                 if message is not None:
                     self._publish(message)
                 else:
                     self._client_message.set()
+                    self._wakeup.set()
         except trio_websocket.ConnectionClosed as exc:
             reason = exc.reason
             code = reason.code if reason is not None else 1005
             self._client_end = End(code, (reason.reason if reason else None) or "")
             self._client_done.set()
+            self._wakeup.set()
 
     def _publish(self, message: PendingMessage) -> None:
         """Send to the bound runner; if it is gone the message stays pending (hibernatable) and
@@ -375,14 +396,20 @@ class GatewaySocket:
                 return outcome
 
     async def _watch_actor(self) -> End | _Hibernate:
-        runner_id, generation = self.pending.runner_id, self.generation
-        while True:
-            changed = self.engine.changed()
-            if not self.engine.actor_attached(self.actor_id, runner_id, generation):
-                if self.state.hibernatable:
-                    return HIBERNATE
-                return End(1011, "actor.stopped", tell_runner=False)
-            await changed.wait()
+        self._watching = "active"
+        try:
+            while True:
+                self._wakeup = trio.Event()
+                if not self.engine.actor_attached(
+                    self.actor_id, self.pending.runner_id, self.generation
+                ):
+                    break
+                await self._wakeup.wait()  # also set by the client reader: re-check
+        finally:
+            self._watching = ""
+        if self.state.hibernatable:
+            return HIBERNATE
+        return End(1011, "actor.stopped", tell_runner=False)
 
     async def _watch_acks(self) -> End | _Hibernate:
         timeout = self.engine.settings.gateway_hws_message_ack_timeout_ms / 1000
@@ -438,19 +465,24 @@ class GatewaySocket:
         return True
 
     async def _hibernation_wait(self) -> End | _Continue:
-        while True:
-            changed = self.engine.changed()  # subscribe before reading the actor
-            if self._client_done.is_set():
-                assert self._client_end is not None
-                end = self._client_end
-                return End(end.code, end.reason, tell_runner=False)
-            if self._client_message.is_set():
-                return WAKE
-            if self.engine.actor_gone(self.actor_id):
-                return End(1011, "actor.not_found", tell_runner=False)
-            if self.engine.actor_ready(self.actor_id) is not None:
-                return READY
-            await race(changed.wait, self._client_done.wait, self._client_message.wait)
+        self._watching = "hibernating"
+        try:
+            while True:
+                # armed before reading the actor: a transition in between sets it
+                self._wakeup = trio.Event()
+                if self._client_done.is_set():
+                    assert self._client_end is not None
+                    end = self._client_end
+                    return End(end.code, end.reason, tell_runner=False)
+                if self._client_message.is_set():
+                    return WAKE
+                if self.engine.actor_gone(self.actor_id):
+                    return End(1011, "actor.not_found", tell_runner=False)
+                if self.engine.actor_ready(self.actor_id) is not None:
+                    return READY
+                await self._wakeup.wait()
+        finally:
+            self._watching = ""
 
     async def _watch_client_end(self) -> End | None:
         await self._client_done.wait()
