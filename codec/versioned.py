@@ -300,6 +300,8 @@ class TopLevel(Generic[T]):
     This is the runtime's hot path: per-version state is looked up once and cached here.
     """
 
+    __slots__ = ("_fast_by_version", "name")
+
     def __init__(self, name: str) -> None:
         self.name = name
         self._fast_by_version: dict[int, _Fast] = {}
@@ -316,7 +318,10 @@ class TopLevel(Generic[T]):
         return fast
 
     def decode(self, data: bytes, version: int, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> T:
-        fast = self._fast_by_version.get(version) or self._path(version, DecodeError)
+        try:
+            fast = self._fast_by_version[version]
+        except KeyError:
+            fast = self._path(version, DecodeError)
         if data.__class__ is bytes and len(data) <= max_size:
             try:
                 value = fast.decode_all(data)
@@ -332,7 +337,10 @@ class TopLevel(Generic[T]):
         return slow
 
     def encode(self, value: T, version: int, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> bytes:
-        fast = self._fast_by_version.get(version) or self._path(version, EncodeError)
+        try:
+            fast = self._fast_by_version[version]
+        except KeyError:
+            fast = self._path(version, EncodeError)
         if fast.same:
             try:
                 out = fast.encode_all(value)

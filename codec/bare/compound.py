@@ -252,8 +252,13 @@ class Enum(BareType):
 
     def emit_decode_body(self, g: Gen, out: list[str], ind: str, target: str) -> None:
         members = g.const(self.members, f"members_{self.type_name}")
-        g.emit_uvarint(out, ind, target)
-        out.append(f"{ind}{target} = {members}[{target}]")
+        if len(self.members) <= 128:
+            # Valid values are one byte; anything else indexes past the members and fails.
+            out.append(f"{ind}{target} = {members}[b[p]]")
+            out.append(f"{ind}p += 1")
+        else:
+            g.emit_uvarint(out, ind, target)
+            out.append(f"{ind}{target} = {members}[{target}]")
 
     def emit_encode_body(self, g: Gen, out: list[str], ind: str, src: str) -> None:
         cls = g.const(self.cls, self.type_name or "enum")
@@ -380,10 +385,30 @@ class Struct(_Inline):
     def emit_encode_body(self, g: Gen, out: list[str], ind: str, src: str) -> None:
         cls = g.const(self.cls, self.type_name or "struct")
         out.append(f"{ind}if {src}.__class__ is not {cls}: raise _Fail")
-        for f in self.fields:
+        self.emit_encode_fields(g, out, ind, src)
+
+    def emit_encode_fields(self, g: Gen, out: list[str], ind: str, src: str) -> None:
+        """The fields of ``src``, whose class the caller has checked (a union's dispatch)."""
+        i = 0
+        while i < len(self.fields):
+            j = i
+            while j < len(self.fields) and isinstance(self.fields[j].type, FixedInt | FixedData):
+                j += 1
+            if j - i >= 2:
+                # A run of fixed-width fields is validated one by one, then packed at once.
+                run = [g.tmp() for _ in range(i, j)]
+                for f, name in zip(self.fields[i:j], run, strict=True):
+                    out.append(f"{ind}{name} = {src}.{f.attr}")
+                    f.type.emit_encode_check(g, out, ind, name)  # type: ignore[attr-defined]
+                fmt = "<" + "".join(_fixed_format(f.type) for f in self.fields[i:j])
+                out.append(f"{ind}a({g.struct_packer(fmt)}.pack({', '.join(run)}))")
+                i = j
+                continue
+            f = self.fields[i]
             name = g.tmp()
             out.append(f"{ind}{name} = {src}.{f.attr}")
             f.type.emit_encode(g, out, ind, name)
+            i += 1
 
     def to_json(self, value: Any) -> JsonValue:
         if self.is_void:
@@ -495,8 +520,14 @@ class Union(_Inline):
 
     def emit_decode_body(self, g: Gen, out: list[str], ind: str, target: str) -> None:
         tag = g.tmp()
-        g.emit_uvarint(out, ind, tag)
-        out.append(f"{ind}if {tag} >= {len(self.members)}: raise _Fail")
+        if len(self.members) <= 128:
+            # Every valid tag is below 128, so one byte; a longer varint is an unknown tag.
+            out.append(f"{ind}{tag} = b[p]")
+            out.append(f"{ind}if {tag} >= {len(self.members)}: raise _Fail")
+            out.append(f"{ind}p += 1")
+        else:
+            g.emit_uvarint(out, ind, tag)
+            out.append(f"{ind}if {tag} >= {len(self.members)}: raise _Fail")
         self._emit_branch(g, out, ind, target, tag, 0, len(self.members))
 
     def _emit_branch(
@@ -533,7 +564,9 @@ class Union(_Inline):
             mcls = g.const(member.cls, member.type_name or "member")
             out.append(f"{ind}{'if' if i == 0 else 'elif'} {cls} is {mcls}:")
             out.append(f"{ind}    a({bytes(uvarint_bytes(i))!r})")
-            if not (isinstance(member, Struct) and member.is_void):
+            if isinstance(member, Struct):
+                member.emit_encode_fields(g, out, ind + "    ", src)
+            else:
                 member.emit_encode(g, out, ind + "    ", src)
         out.append(f"{ind}else:")
         out.append(f"{ind}    raise _Fail")

@@ -212,9 +212,12 @@ class FixedInt(BareType):
         out.append(f"{ind}p += {self.packer.size}")
 
     def emit_encode(self, g: Gen, out: list[str], ind: str, src: str) -> None:
-        s = g.struct_packer(self.packer.format)
+        self.emit_encode_check(g, out, ind, src)
+        out.append(f"{ind}a({g.struct_packer(self.packer.format)}.pack({src}))")
+
+    def emit_encode_check(self, g: Gen, out: list[str], ind: str, src: str) -> None:
+        """Validate ``src`` for packing (the range is checked by ``struct.pack``)."""
         out.append(f"{ind}if {src}.__class__ is not int: {src} = _strict_int({src})")
-        out.append(f"{ind}a({s}.pack({src}))")
 
     def to_json(self, value: Any) -> JsonValue:
         return value
@@ -370,9 +373,14 @@ class FixedData(BareType):
         out.append(f"{ind}p = {q}")
 
     def emit_encode(self, g: Gen, out: list[str], ind: str, src: str) -> None:
+        self.emit_encode_check(g, out, ind, src)
+        out.append(f"{ind}a({src})")
+
+    def emit_encode_check(self, g: Gen, out: list[str], ind: str, src: str) -> None:
+        """Make ``src`` bytes of exactly the right length (``struct``'s ``Ns`` would pad or
+        truncate)."""
         out.append(f"{ind}if {src}.__class__ is not bytes: {src} = _as_bytes({src})")
         out.append(f"{ind}if len({src}) != {self.length}: raise _Fail")
-        out.append(f"{ind}a({src})")
 
     def to_json(self, value: Any) -> JsonValue:
         return bytes(value).hex()
