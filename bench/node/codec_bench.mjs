@@ -2,11 +2,12 @@
 // Benchmark of the REFERENCE TypeScript runner-protocol codec
 // (@rivetkit/engine-runner-protocol, pinned in package.json) on four fixed v7 messages.
 //
-//   cd bench/node && npm ci && node codec_bench.mjs [--seconds-per-case 1.0]
+//   cd bench/node && npm ci && node --expose-gc codec_bench.mjs [--seconds-per-case 1.0] [--batch-ms 10]
 //
 // Prints exactly one JSON object on stdout:
 //   {"package": ..., "node": ..., "cases": {"<case>": {"bytes", "sha256", "encode_us", "decode_us"}}}
-// encode_us / decode_us are the median microseconds per message over timed batches.
+// encode_us / decode_us are the median over timed batches (each >= --batch-ms) of the batch's
+// microseconds per message; with --expose-gc, garbage is collected before each measurement.
 // The message contents are fixed so that the Python benchmark can build byte-identical
 // frames (compare the sha256).
 
@@ -28,26 +29,28 @@ const PACKAGE = `${PKG_NAME}@${installed.version}`;
 // CLI
 
 function parseArgs(argv) {
-  let secondsPerCase = 1.0;
+  const opts = { secondsPerCase: 1.0, batchMs: 10 };
+  const names = { "--seconds-per-case": "secondsPerCase", "--batch-ms": "batchMs" };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    let val;
-    if (a === "--seconds-per-case") val = argv[++i];
-    else if (a.startsWith("--seconds-per-case=")) val = a.slice("--seconds-per-case=".length);
-    else if (a === "-h" || a === "--help") {
-      process.stderr.write("usage: node codec_bench.mjs [--seconds-per-case SECONDS]\n");
+    if (a === "-h" || a === "--help") {
+      process.stderr.write("usage: node codec_bench.mjs [--seconds-per-case S] [--batch-ms MS]\n");
       process.exit(0);
-    } else {
+    }
+    const [flag, inline] = a.includes("=") ? a.split("=", 2) : [a, undefined];
+    const name = names[flag];
+    if (name === undefined) {
       process.stderr.write(`codec_bench: unknown argument ${a}\n`);
       process.exit(2);
     }
-    secondsPerCase = Number(val);
-    if (!Number.isFinite(secondsPerCase) || secondsPerCase <= 0) {
-      process.stderr.write(`codec_bench: --seconds-per-case must be a positive number\n`);
+    const val = Number(inline ?? argv[++i]);
+    if (!Number.isFinite(val) || val <= 0) {
+      process.stderr.write(`codec_bench: ${flag} must be a positive number\n`);
       process.exit(2);
     }
+    opts[name] = val;
   }
-  return { secondsPerCase };
+  return opts;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -145,12 +148,15 @@ function runBatch(fn, n) {
   return Number(nowNs() - t0);
 }
 
-/** Median microseconds per call of fn over batches filling `seconds`. */
-function measure(fn, seconds) {
+/**
+ * Median microseconds per call of fn: the median over batches of each batch's mean, batches
+ * of at least `batchMs` (so garbage collection, which the decoder's allocations cause, is
+ * paid inside the batches that cause it, as Python pays for freeing its results), after a
+ * warm-up of a quarter of the budget. The same procedure as bench/codec.py's `measure`.
+ */
+function measure(fn, seconds, batchMs) {
   const budgetNs = seconds * 1e9;
-  // Batch size: the smallest power of two taking >= ~1 ms (or 1/50 of the budget when
-  // the budget is tiny), so timer resolution does not matter and there are many batches.
-  const targetBatchNs = Math.min(1e6, budgetNs / 50);
+  const targetBatchNs = Math.min(batchMs * 1e6, budgetNs / 20);
   let n = 1;
   while (n < 1 << 24) {
     if (runBatch(fn, n) >= targetBatchNs) break;
@@ -170,11 +176,14 @@ function measure(fn, seconds) {
   return samples.length % 2 ? samples[mid] : (samples[mid - 1] + samples[mid]) / 2;
 }
 
+/** Collects garbage left by the previous case when node runs with --expose-gc. */
+const collect = () => globalThis.gc?.();
+
 const round3 = (x) => Math.round(x * 1000) / 1000;
 
 // ---------------------------------------------------------------------------------------
 
-const { secondsPerCase } = parseArgs(process.argv.slice(2));
+const { secondsPerCase, batchMs } = parseArgs(process.argv.slice(2));
 const cases = {};
 for (const [name, value, encode, decode] of buildCases()) {
   const encoded = Uint8Array.from(encode(value)); // exact-length copy of the frame
@@ -190,8 +199,10 @@ for (const [name, value, encode, decode] of buildCases()) {
     throw new Error(`codec_bench: ${name} does not round-trip`);
   }
 
-  const encodeUs = measure(() => encode(value).length, secondsPerCase);
-  const decodeUs = measure(() => (decode(input).tag.length), secondsPerCase);
+  collect();
+  const encodeUs = measure(() => encode(value).length, secondsPerCase, batchMs);
+  collect();
+  const decodeUs = measure(() => decode(input).tag.length, secondsPerCase, batchMs);
   cases[name] = {
     bytes: encoded.length,
     sha256,
@@ -202,5 +213,5 @@ for (const [name, value, encode, decode] of buildCases()) {
 if (sink < 0) process.stderr.write("unreachable\n");
 
 process.stdout.write(
-  `${JSON.stringify({ package: PACKAGE, node: process.version, cases })}\n`,
+  `${JSON.stringify({ package: PACKAGE, node: process.version, batch_ms: batchMs, cases })}\n`,
 );
