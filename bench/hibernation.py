@@ -11,6 +11,8 @@ the actor to sleep, waits until every socket hibernates, then sends one message 
   replay   message sent -> every one of the N gateway sockets resumed on the woken actor
   start    message sent -> the runner's ``on_actor_start`` entered (engine: wake, start command
            hydrated with the N hibernating requests, runner start)
+  started  message sent -> ``on_actor_start`` returned (the N sockets restored)
+  handled  message sent -> the actor's handler got the message
 
 Printed: medians and p99 (nearest rank) per N. Target: the 1000-socket actor wakes and replays
 all sockets with < 100 ms of runtime overhead beyond the actor start, i.e. median
@@ -56,6 +58,8 @@ class App(RunnerApp):
         self.persisted: dict[TunnelKey, int] = {}
         self.handles: list[ActorHandle] = []
         self.start_entered: float | None = None
+        self.start_exited: float | None = None
+        self.message_at: float | None = None
         self.started = trio.Event()
         self.stopped = trio.Event()
 
@@ -66,6 +70,7 @@ class App(RunnerApp):
             if index is not None:
                 actor.restore_websocket(key, server_index=index, path="/hws")
         self.handles.append(actor)
+        self.start_exited = trio.current_time()
         self.started.set()
 
     async def on_actor_stop(self, actor: ActorHandle, reason: object) -> None:
@@ -77,6 +82,7 @@ class App(RunnerApp):
     async def on_websocket(self, actor: ActorHandle, ws: WebSocket) -> None:
         self.persisted.setdefault(ws.key, 0)
         async for message in ws:
+            self.message_at = trio.current_time()
             self.persisted[ws.key] = message.index
             ws.ack(message.index)
             await ws.send(message.data if message.binary else message.text)
@@ -103,7 +109,13 @@ async def measure(server: EngineServer, app: App, n: int, rounds: int) -> dict[s
     await app.started.wait()
     gateway = server.api.gateway
     url = f"ws://{server.host}:{server.port}/gateway/{actor_id}/hws"
-    results: dict[str, list[float]] = {"echo": [], "replay": [], "start": []}
+    results: dict[str, list[float]] = {
+        "echo": [],
+        "replay": [],
+        "start": [],
+        "started": [],
+        "handled": [],
+    }
     sockets: list[trio_websocket.WebSocketConnection] = []
     async with trio.open_nursery() as nursery:
         opened = trio.Event()
@@ -144,6 +156,9 @@ async def measure(server: EngineServer, app: App, n: int, rounds: int) -> dict[s
             results["echo"].append((t_echo - t0) * 1000)
             results["replay"].append(max(t_replay, t_echo) * 1000 - t0 * 1000)
             results["start"].append((app.start_entered - t0) * 1000)
+            assert app.start_exited is not None and app.message_at is not None
+            results["started"].append((app.start_exited - t0) * 1000)
+            results["handled"].append((app.message_at - t0) * 1000)
         for ws in sockets:
             await ws.aclose()
         nursery.cancel_scope.cancel()
@@ -170,7 +185,7 @@ async def main(counts: list[int], rounds: int) -> None:
                 for n in counts:
                     results = await measure(server, app, n, rounds)
                     medians[n] = {k: statistics.median(v) for k, v in results.items()}
-                    for metric in ("start", "echo", "replay"):
+                    for metric in ("start", "started", "handled", "echo", "replay"):
                         values = results[metric]
                         print(
                             f"{n:>8} {metric:>7} {statistics.median(values):>10.2f}"

@@ -21,8 +21,7 @@ How a socket ends, and what happens to its persisted entry (``hibernation_store`
 * hibernation ends with *continue*, never deleting the entry: if the client sent a message
   (which wakes the actor) the entry is **refreshed** *before* the wake, so the start command
   hydrated for it lists the socket (the ordering hazard of §6.2 step 5); if the actor became
-  ready by itself its start was hydrated while the entry was live, and the resumed keepalive
-  refreshes it at once;
+  ready by itself its start was hydrated while the entry was live;
 * any terminal end (client close, runner close, errors, limits): the entry is deleted;
 * the keepalive failing ends the socket with an error: it is logged with its traceback, kept in
   :attr:`GatewaySocket.error`, and the client is closed with 1011
@@ -140,6 +139,7 @@ class GatewaySocket:
         #: "hibernating" (the actor ready or gone), or nothing
         self._watching = ""
         self._wakeup = trio.Event()
+        self._last_upsert: float | None = None
         #: completed hibernations (observability, tests)
         self.hibernations = 0
         self.resumed = trio.Event()
@@ -310,9 +310,8 @@ class GatewaySocket:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def _lifecycle(self) -> End:
-        keepalive_now = True
         while True:
-            outcome = await self._active(keepalive_now)
+            outcome = await self._active()
             if isinstance(outcome, End):
                 return outcome
             end = await self._flush_runner()
@@ -320,14 +319,13 @@ class GatewaySocket:
                 return end
             self.pending.runner_id = ANY_RUNNER
             hibernated = await self._hibernate()
-            if isinstance(hibernated, End):
+            if hibernated is not None:
                 return hibernated
-            keepalive_now = not hibernated
             end = await race(self._resume, self._watch_client_end)
             if end is not None:
                 return end
 
-    async def _active(self, keepalive_now: bool) -> End | _Hibernate:
+    async def _active(self) -> End | _Hibernate:
         tasks: list[Callable[[], Awaitable[End | _Hibernate]]] = [
             self._forward_runner,
             self._watch_actor,
@@ -339,7 +337,10 @@ class GatewaySocket:
             async def active_keepalive() -> End | _Hibernate:
                 try:
                     await keepalive(
-                        self._upsert, interval, jitter_ms=self._jitter(), immediate=keepalive_now
+                        self._upsert,
+                        interval,
+                        jitter_ms=self._jitter(),
+                        first_tick=self._next_tick(),
                     )
                 except KeepaliveError as exc:
                     return End(1011, KEEPALIVE_FAILED_REASON, error=exc)
@@ -357,6 +358,14 @@ class GatewaySocket:
 
     async def _upsert(self) -> None:
         await self.gateway.writer.upsert(self.actor_id, *self.key)
+        self._last_upsert = trio.current_time()
+
+    def _next_tick(self) -> float:
+        """The keepalive cadence runs on across phases: the next upsert is one interval after
+        the last one (at once if there was none), not at every phase change."""
+        if self._last_upsert is None:
+            return trio.current_time()
+        return self._last_upsert + self._keepalive_interval() / 1000
 
     async def _forward_runner(self) -> End | _Hibernate:
         while True:
@@ -423,13 +432,13 @@ class GatewaySocket:
                 return End(1011, ACK_TIMEOUT_REASON)
 
     # -- hibernation -------------------------------------------------------------------------------
-    async def _hibernate(self) -> End | bool:
-        """hibernation.md §6.2. Returns an :class:`End`, or whether the entry was just refreshed
-        (False: resumed at once because of pending messages, or the actor became ready)."""
+    async def _hibernate(self) -> End | None:
+        """hibernation.md §6.2. Returns an :class:`End`, or None to resume (at once if messages
+        are pending)."""
         self._client_message = trio.Event()
         if self.state.hibernate():
             log.debug("pending messages: resuming at once", extra={"actor_id": self.actor_id})
-            return False
+            return None
         log.debug(
             "hibernating",
             extra={"actor_id": self.actor_id, "request_id": self.request_id.hex()},
@@ -438,7 +447,9 @@ class GatewaySocket:
 
         async def hibernation_keepalive() -> End | _Continue:
             try:
-                await keepalive(self._upsert, interval, jitter_ms=self._jitter())
+                await keepalive(
+                    self._upsert, interval, jitter_ms=self._jitter(), first_tick=self._next_tick()
+                )
             except KeepaliveError as exc:
                 return End(1011, KEEPALIVE_FAILED_REASON, tell_runner=False, error=exc)
             return End(  # pragma: no cover - keepalive never returns normally
@@ -454,15 +465,15 @@ class GatewaySocket:
         self.hibernations += 1
         if not outcome.wake:
             # The actor's start was hydrated while the entry was live: nothing to do before the
-            # resume (the active keepalive refreshes it at once, concurrently).
-            return False
+            # resume (the keepalive cadence goes on in the active phase).
+            return None
         # Woken by a client message: refresh (not delete) the entry *before* the wake, so the
         # start command hydrated for it lists this socket (§6.2 step 5, ordering hazard).
         try:
             await self._upsert()
         except KeepaliveError as exc:
             return End(1011, KEEPALIVE_FAILED_REASON, tell_runner=False, error=exc)
-        return True
+        return None
 
     async def _hibernation_wait(self) -> End | _Continue:
         self._watching = "hibernating"

@@ -137,15 +137,19 @@ async def keepalive(
     *,
     jitter_ms: int = 0,
     immediate: bool = True,
+    first_tick: float | None = None,
     rng: random.Random | None = None,
 ) -> None:
     """Call ``upsert`` every ``interval_ms`` (>= 1) until cancelled; the first call at once if
-    ``immediate``. Before each call, sleep a random ``[0, jitter_ms)`` ms. Ticks missed while an
-    upsert was slow are skipped, not caught up. Never returns normally: an ``upsert`` failure is
-    raised as :class:`KeepaliveError` (unless it already is one)."""
+    ``immediate`` (else one interval from now), or at ``first_tick`` (Trio time) if given.
+    Before each call, sleep a random ``[0, jitter_ms)`` ms. Ticks missed while an upsert was
+    slow are skipped, not caught up. Never returns normally: an ``upsert`` failure is raised as
+    :class:`KeepaliveError` (unless it already is one)."""
     interval = max(interval_ms, 1) / 1000
     pick = rng or random
     tick = trio.current_time() + (0 if immediate else interval)
+    if first_tick is not None:
+        tick = first_tick
     while True:
         await trio.sleep_until(tick)
         if jitter_ms > 0:
