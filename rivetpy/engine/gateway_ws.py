@@ -437,7 +437,14 @@ class GatewaySocket:
         are pending)."""
         self._client_message = trio.Event()
         if self.state.hibernate():
+            # Unacknowledged messages (e.g. published while the actor was stopping): wake it
+            # at once, but persist the entry first, or the start command hydrated for the wake
+            # would not list this socket and the runner would drop its messages (§6.2).
             log.debug("pending messages: resuming at once", extra={"actor_id": self.actor_id})
+            try:
+                await self._upsert()
+            except KeepaliveError as exc:
+                return End(1011, KEEPALIVE_FAILED_REASON, tell_runner=False, error=exc)
             return None
         log.debug(
             "hibernating",
