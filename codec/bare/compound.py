@@ -119,14 +119,15 @@ class List(BareType):
         return obj
 
     def emit_decode(self, g: Gen, out: list[str], ind: str, target: str) -> None:
-        n, ap, item = g.tmp(), g.tmp(), g.tmp()
+        n, i, item = g.tmp(), g.tmp(), g.tmp()
         g.emit_uvarint(out, ind, n)
+        # The count is bounded by the input before the list is allocated at its full size
+        # (an indexed store is cheaper than an append call).
         out.append(f"{ind}if {n} * {self.inner.min_size} > e - p: raise _Fail")
-        out.append(f"{ind}{target} = []")
-        out.append(f"{ind}{ap} = {target}.append")
-        out.append(f"{ind}for _ in range({n}):")
+        out.append(f"{ind}{target} = [None] * {n}")
+        out.append(f"{ind}for {i} in range({n}):")
         self.inner.emit_decode(g, out, ind + "    ", item)
-        out.append(f"{ind}    {ap}({item})")
+        out.append(f"{ind}    {target}[{i}] = {item}")
 
     def emit_encode(self, g: Gen, out: list[str], ind: str, src: str) -> None:
         n, item = g.tmp(), g.tmp()
