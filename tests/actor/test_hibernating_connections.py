@@ -14,6 +14,7 @@ from rivetpy.actor import keys
 from rivetpy.actor.persist import PersistedConn
 from rivetpy.client import Client
 from rivetpy.dev import DevServer, open_dev
+from rivetpy.engine.runner_endpoint import RunnerSession
 from tests.actor.actors import Room
 from tests.actor.support import sleep_actor, wait_state
 
@@ -76,3 +77,27 @@ async def test_connection_survives_sleep_with_state_and_order(
 
 async def _say_in_order(conn: Any, i: int, results: list[Any]) -> None:
     results.append(await conn.action("say", f"asleep {i}"))
+
+
+async def test_connection_survives_a_runner_reconnect_while_asleep(tmp_path: Path) -> None:
+    with trio.fail_after(60):
+        async with (
+            open_dev([Room], data_dir=tmp_path, port=0) as dev,
+            Client(dev.endpoint) as client,
+        ):
+            room = await client.get_or_create("room", "r")
+            async with room.connect({"user": "bob"}) as bob:
+                await bob.subscribe("message")
+                assert await bob.action("say", "one") == 1
+                await bob.next_event()
+                await sleep_actor(dev, room.actor_id)
+                runner_id = dev.runner.runner_id
+                for session in list(dev.engine.engine.sessions.values()):
+                    assert isinstance(session, RunnerSession)
+                    session.going_away()  # the runner reconnects
+                assert await bob.action("say", "two") == 2  # wakes the actor on the new link
+                assert await bob.next_event() == ("message", ["bob", "two"])
+                assert dev.runner.runner_id == runner_id
+                assert await bob.action("me") == {"user": "bob", "sent": 2}
+                assert await room.action("history") == [["bob", "one"], ["bob", "two"]]
+                assert await room.action("stats") == {"joined": 1, "left": 0}
