@@ -52,6 +52,8 @@ class ActorCallError(Exception):
 
 def _raise_call_error(body: Any, status: int) -> None:
     err = body.get("error") if isinstance(body, dict) else None
+    if err is None and isinstance(body, dict) and "group" in body and "code" in body:
+        err = body  # an engine/gateway error (e.g. actor.crashed, actor.not_found)
     if isinstance(err, dict):
         raise ActorCallError(
             str(err.get("group")),

@@ -169,6 +169,9 @@ class Engine:
         self.sessions: dict[str, Session] = {}
         #: commands replayed at (re)connect, per runner id (observability and tests)
         self.replayed: dict[str, int] = {}
+        #: when each actor last crashed (Trio time) and why, so that a request that woke it
+        #: fails at once instead of waking it again and again until the ready timeout
+        self.crashes: dict[str, tuple[float, str]] = {}
         self._lock = trio.Lock()
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
@@ -668,6 +671,11 @@ class Engine:
                     actor.connectable_ts = now_ms()
                     actor.start_ts = actor.start_ts or actor.connectable_ts
             else:
+                if event.state.code == v8.StopCode.ERROR:
+                    self.crashes[actor.actor_id] = (
+                        trio.current_time(),
+                        event.state.message or "no message",
+                    )
                 self._after_stop(batch, deliveries, actor, event.state.code)
         elif isinstance(event, v8.EventActorIntent):
             if actor.state in ("starting", "running"):
@@ -813,18 +821,26 @@ class Engine:
         return await self.store.read(body)
 
     # -- gateway --------------------------------------------------------------------------------
-    async def wait_ready(self, actor_id: str, timeout: float | None = None) -> tuple[str, int]:
+    async def wait_ready(
+        self, actor_id: str, timeout: float | None = None, *, since: float | None = None
+    ) -> tuple[str, int]:
         """Wake the actor if it sleeps and wait until it runs on a connected runner.
 
-        Returns ``(runner id, generation)``. Raises :class:`ApiError` ``actor.not_found`` or, after
-        ``timeout`` seconds, 503 ``actor.not_ready``.
+        Returns ``(runner id, generation)``. Raises :class:`ApiError` ``actor.not_found``,
+        503 ``actor.crashed`` if the actor crashed (e.g. its start failed) after ``since``
+        (Trio time; default: now), or, after ``timeout`` seconds, 503 ``actor.not_ready``.
         """
-        deadline = trio.current_time() + (timeout or self.settings.ready_timeout)
+        now = trio.current_time()
+        since = now if since is None else since
+        deadline = now + (timeout or self.settings.ready_timeout)
         while True:
             async with self._lock:
                 actor = self.actors.get(actor_id)
                 if actor is None or actor.state == "destroyed":
                     raise actor_not_found()
+                crash = self.crashes.get(actor_id)
+                if crash is not None and crash[0] >= since:
+                    raise ApiError(503, "actor", "crashed", f"the actor crashed: {crash[1]}")
                 if (
                     actor.state == "running"
                     and actor.runner_id is not None

@@ -159,10 +159,13 @@ class Gateway:
 
         Raises :class:`ApiError` (not found, not ready in time, runner gone).
         """
-        deadline = trio.current_time() + self.engine.settings.ready_timeout
+        began = trio.current_time()
+        deadline = began + self.engine.settings.ready_timeout
         while True:
             remaining = deadline - trio.current_time()
-            runner_id, _ = await self.engine.wait_ready(actor_id, max(remaining, 0.001))
+            runner_id, _ = await self.engine.wait_ready(
+                actor_id, max(remaining, 0.001), since=began
+            )
             try:
                 response = await self._http_once(runner_id, actor_id, method, path, headers, body)
             except TunnelClosedError:

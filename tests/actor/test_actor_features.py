@@ -77,13 +77,10 @@ async def test_errors_reach_callers_and_do_not_kill_the_runner(
                 assert await conn.action("increment") == 1  # the connection survives
             # a hook that raises fails that actor's start, not the runner
             broken = await c.create("broken-wake", "b")
-            with trio.move_on_after(1.0):
-                try:
-                    await broken.action("ping")
-                except ActorCallError:
-                    pass
-                else:
-                    raise AssertionError("an actor whose on_wake raised served an action")
+            with trio.fail_after(5), pytest.raises(ActorCallError) as crashed:
+                await broken.action("ping")  # fails at once, not after the ready timeout
+            assert (crashed.value.group, crashed.value.code) == ("actor", "crashed")
+            assert "on_wake exploded" in crashed.value.message
             assert any("on_wake exploded" in (r.exc_text or "") for r in caplog.records)
             assert await counter.action("increment") == 2
 
