@@ -20,7 +20,7 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -217,6 +217,13 @@ class Engine:
             )
             task_status.started()
             await trio.sleep_forever()
+
+    def start_background(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run ``fn`` in the engine's nursery (cancelled when the engine stops). Raises
+        :class:`RuntimeError` if the engine is not running."""
+        if self._nursery is None:
+            raise RuntimeError("the engine is not running")
+        self._nursery.start_soon(fn)
 
     def namespace_id(self, name: str) -> str | None:
         return self.namespaces.get(name)

@@ -25,7 +25,7 @@ import trio
 
 from codec import v8
 from rivetpy.engine.core import ApiError, Engine, now_ms
-from rivetpy.engine.hibernation_keepalive import RequestWriter
+from rivetpy.engine.hibernation_keepalive import RequestWriter, Timers
 
 if TYPE_CHECKING:
     import trio_websocket
@@ -54,6 +54,9 @@ class _Pending:
     #: WebSocket acks go here directly (from any runner: acks are cumulative and idempotent,
     #: and one sent by a runner that has since gone must not be lost)
     on_ack: Callable[[int], None] | None = None
+    #: called after a reply (or the None marker) is queued on ``send`` (a WebSocket's
+    #: lifecycle task drains the channel when woken)
+    notify: Callable[[], None] | None = None
 
 
 @dataclass
@@ -73,6 +76,9 @@ class Gateway:
         self._pending: dict[bytes, _Pending] = {}
         #: the hibernating-request store writer (keepalive upserts, deletes)
         self.writer = RequestWriter(engine.store, now_ms)
+        #: the keepalive and ack-check timers of every WebSocket (one task, in the engine's
+        #: nursery)
+        self.timers = Timers(engine.start_background)
         #: open client WebSockets by request id (observability, tests, benchmarks)
         self.sockets: dict[bytes, GatewaySocket] = {}
         #: test knob: the message index of a WebSocket's open message (0 per the protocol; a
@@ -102,11 +108,15 @@ class Gateway:
         if pending.runner_id != runner_id:
             return
         pending.send.send_nowait(kind)
+        if pending.notify is not None:
+            pending.notify()
 
     def runner_gone(self, runner_id: str) -> None:
         for pending in self._pending.values():
             if pending.runner_id == runner_id:
                 pending.send.send_nowait(None)
+                if pending.notify is not None:
+                    pending.notify()
 
     # -- helpers ----------------------------------------------------------------------------------
     def _open(self, runner_id: str) -> tuple[bytes, _Pending]:

@@ -1,17 +1,27 @@
 """The gateway's WebSocket relay, hibernation included (hibernation.md §3, §4, §6, §9).
 
 One :class:`GatewaySocket` per client WebSocket, driving a sans-IO
-:class:`~rivetpy.engine.hibernation.SocketState` (indexes, pending buffer, phases). Its task tree,
-all inside the request's nursery::
+:class:`~rivetpy.engine.hibernation.SocketState` (indexes, pending buffer, phases). Two tasks per
+socket, inside the request's nursery, whatever the number of sleeps and wakes::
 
     GatewaySocket.run                  the request's nursery
       client reader                    every client message goes through the state machine:
                                        published now (active) or buffered (hibernating)
-      lifecycle                        active phase -> hibernation -> resume -> active ...
-        active phase (a race)          runner->client forwarding, actor watcher, client-close
-                                       watcher, keepalive and ack-timeout watcher (hibernatable)
-        hibernation (a race)           the wait (actor ready / client message / client close)
-                                       against the hibernation keepalive
+      lifecycle (the run task itself)  active phase -> hibernation -> resume -> active ...
+
+Each phase is a loop of the lifecycle task woken by callbacks (runner replies queued by the
+gateway, engine transitions, the client reader, the gateway-wide timers); whichever condition
+is seen first ends the phase, as a race of watchers would:
+
+* active: forward runner replies to the client (a send in progress is abandoned when the phase
+  ends); the actor detached, the client closed, and (hibernatable) a keepalive failure or the
+  oldest unacknowledged message older than the ack timeout (checked every ``timeout / 4``);
+* hibernation: the actor ready or gone, a client message or close, a keepalive failure.
+
+The keepalives (:class:`~rivetpy.engine.hibernation_keepalive.KeepaliveTimer`) and ack checks
+run on the gateway's one :class:`~rivetpy.engine.hibernation_keepalive.Timers` task, armed only
+while a phase runs, with the cadence of
+:func:`~rivetpy.engine.hibernation_keepalive.keepalive`.
 
 How a socket ends, and what happens to its persisted entry (``hibernation_store``):
 
@@ -54,7 +64,7 @@ from rivetpy.engine.hibernation import (
     SocketState,
     keepalive_interval_ms,
 )
-from rivetpy.engine.hibernation_keepalive import KeepaliveError, keepalive
+from rivetpy.engine.hibernation_keepalive import KeepaliveError, KeepaliveTimer, Timer
 
 if TYPE_CHECKING:
     from rivetpy.engine.gateway import Gateway, _Pending
@@ -139,6 +149,12 @@ class GatewaySocket:
         #: "hibernating" (the actor ready or gone), or nothing
         self._watching = ""
         self._wakeup = trio.Event()
+        #: the forwarding send in progress in the active phase (cancelled when the phase ends)
+        self._send_scope: trio.CancelScope | None = None
+        self._keepalive: KeepaliveTimer | None = None
+        self._keepalive_error: KeepaliveError | None = None
+        self._ack_timer: Timer | None = None
+        self._ack_overdue = False
         self._last_upsert: float | None = None
         #: completed hibernations (observability, tests)
         self.hibernations = 0
@@ -180,6 +196,7 @@ class GatewaySocket:
             if isinstance(reply, v8.ToServerWebSocketOpen):
                 self.request_id, self._pending, self.generation = request_id, pending, generation
                 pending.on_ack = self._on_ack
+                pending.notify = self._poke
                 self.state.opened(reply.can_hibernate)
                 gateway.sockets[request_id] = self
                 return
@@ -191,6 +208,17 @@ class GatewaySocket:
     def _on_ack(self, index: int) -> None:
         self.state.ack(index)
 
+    def _poke(self) -> None:
+        """Wake the lifecycle task to re-check its phase's conditions."""
+        self._wakeup.set()
+
+    def _interrupt(self) -> None:
+        """Something ending the active phase happened: wake the lifecycle task and abandon its
+        forwarding send, if one is in progress."""
+        self._wakeup.set()
+        if self._send_scope is not None:
+            self._send_scope.cancel()
+
     def on_actor_changed(self) -> None:
         """An engine transition was committed: wake this socket's watcher if it concerns it."""
         if self._watching == "active":
@@ -198,7 +226,7 @@ class GatewaySocket:
             if pending is not None and not self.engine.actor_attached(
                 self.actor_id, pending.runner_id, self.generation
             ):
-                self._wakeup.set()
+                self._interrupt()
         elif self._watching == "hibernating" and (
             self.engine.actor_ready(self.actor_id) is not None
             or self.engine.actor_gone(self.actor_id)
@@ -282,7 +310,7 @@ class GatewaySocket:
                     )
                     self._client_end = End(1011, PENDING_LIMIT_REASON)
                     self._client_done.set()
-                    self._wakeup.set()
+                    self._interrupt()
                     return
                 if message is not None:
                     self._publish(message)
@@ -294,7 +322,7 @@ class GatewaySocket:
             code = reason.code if reason is not None else 1005
             self._client_end = End(code, (reason.reason if reason else None) or "")
             self._client_done.set()
-            self._wakeup.set()
+            self._interrupt()
 
     def _publish(self, message: PendingMessage) -> None:
         """Send to the bound runner; if it is gone the message stays pending (hibernatable) and
@@ -302,11 +330,6 @@ class GatewaySocket:
         kind = v8.ToClientWebSocketMessage(message.data, message.binary)
         with contextlib.suppress(TunnelClosedError):
             self.gateway._send(self.request_id, self.pending, kind, message.index)
-
-    async def _watch_client(self) -> End | _Hibernate:
-        await self._client_done.wait()
-        assert self._client_end is not None
-        return self._client_end
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def _lifecycle(self) -> End:
@@ -321,33 +344,48 @@ class GatewaySocket:
             hibernated = await self._hibernate()
             if hibernated is not None:
                 return hibernated
-            end = await race(self._resume, self._watch_client_end)
-            if end is not None:
-                return end
+            ready = self.engine.actor_ready(self.actor_id)
+            if ready is None:
+                woken = await race(self._wait_ready, self._watch_client_end)
+                if isinstance(woken, End):
+                    return woken
+                ready = woken
+            self._resume(*ready)
 
     async def _active(self) -> End | _Hibernate:
-        tasks: list[Callable[[], Awaitable[End | _Hibernate]]] = [
-            self._forward_runner,
-            self._watch_actor,
-            self._watch_client,
-        ]
-        if self.state.hibernatable:
-            interval = self._keepalive_interval()
-
-            async def active_keepalive() -> End | _Hibernate:
-                try:
-                    await keepalive(
-                        self._upsert,
-                        interval,
-                        jitter_ms=self._jitter(),
-                        first_tick=self._next_tick(),
+        hibernatable = self.state.hibernatable
+        if hibernatable:
+            self._start_keepalive()
+            self._arm_ack_check()
+        self._watching = "active"
+        try:
+            while True:
+                if self._wakeup.is_set():
+                    self._wakeup = trio.Event()
+                outcome = await self._forward_runner()
+                if outcome is not None:
+                    return outcome
+                if self._client_done.is_set():
+                    assert self._client_end is not None
+                    return self._client_end
+                if self._keepalive_error is not None:
+                    return End(1011, KEEPALIVE_FAILED_REASON, error=self._keepalive_error)
+                if self._ack_overdue:
+                    log.warning(
+                        "hibernatable socket: runner did not ack in time",
+                        extra={"actor_id": self.actor_id, "request_id": self.request_id.hex()},
                     )
-                except KeepaliveError as exc:
-                    return End(1011, KEEPALIVE_FAILED_REASON, error=exc)
-                raise AssertionError("keepalive returned")  # pragma: no cover
-
-            tasks += [active_keepalive, self._watch_acks]
-        return await race(*tasks)
+                    return End(1011, ACK_TIMEOUT_REASON)
+                if not self.engine.actor_attached(
+                    self.actor_id, self.pending.runner_id, self.generation
+                ):
+                    if hibernatable:
+                        return HIBERNATE
+                    return End(1011, "actor.stopped", tell_runner=False)
+                await self._wakeup.wait()
+        finally:
+            self._watching = ""
+            self._stop_timers()
 
     def _keepalive_interval(self) -> int:
         return keepalive_interval_ms(self.engine.settings.hibernating_request_eligible_threshold_ms)
@@ -367,14 +405,62 @@ class GatewaySocket:
             return trio.current_time()
         return self._last_upsert + self._keepalive_interval() / 1000
 
-    async def _forward_runner(self) -> End | _Hibernate:
+    def _start_keepalive(self) -> None:
+        """The phase's keepalive (hibernation.md §4), until :meth:`_stop_timers`; a failure is
+        kept in ``_keepalive_error`` and ends the phase."""
+        self._keepalive_error = None
+        self._keepalive = KeepaliveTimer(
+            self.gateway.timers,
+            self._upsert,
+            self._keepalive_interval(),
+            first_tick=self._next_tick(),
+            jitter_ms=self._jitter(),
+            on_failed=self._keepalive_failed,
+        )
+
+    def _keepalive_failed(self, error: KeepaliveError) -> None:
+        self._keepalive_error = error
+        self._interrupt()
+
+    def _arm_ack_check(self) -> None:
+        """Check every ``timeout / 4`` (>= 10 ms) whether the oldest published pending message
+        waited longer than the ack timeout (hibernation.md §9)."""
+        self._ack_overdue = False
+        timeout = self.engine.settings.gateway_hws_message_ack_timeout_ms / 1000
+        period = max(timeout / 4, 0.01)
+        timers = self.gateway.timers
+
+        def check() -> None:
+            if self.state.ack_overdue(trio.current_time(), timeout):
+                self._ack_timer = None
+                self._ack_overdue = True
+                self._interrupt()
+            else:
+                self._ack_timer = timers.call_at(trio.current_time() + period, check)
+
+        self._ack_timer = timers.call_at(trio.current_time() + period, check)
+
+    def _stop_timers(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+        self.gateway.timers.cancel(self._ack_timer)
+        self._ack_timer = None
+
+    async def _forward_runner(self) -> End | _Hibernate | None:
+        """Forward the runner's queued replies; a send in progress is abandoned if the phase
+        ends meanwhile (:meth:`_interrupt`)."""
         while True:
-            outcome = await self._from_runner(await self.pending.receive.receive())
+            try:
+                kind = self.pending.receive.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return None
+            outcome = await self._from_runner(kind, interruptible=True)
             if outcome is not None:
                 return outcome
 
     async def _from_runner(
-        self, kind: v8.ToServerTunnelMessageKind | None
+        self, kind: v8.ToServerTunnelMessageKind | None, *, interruptible: bool = False
     ) -> End | _Hibernate | None:
         if kind is None:  # the runner connection went away
             if self.state.hibernatable:
@@ -383,9 +469,18 @@ class GatewaySocket:
         if isinstance(kind, v8.ToServerWebSocketMessage):
             client = self.client
             assert client is not None
+            data = kind.data if kind.binary else kind.data.decode()
             # a closed client is reported by the reader
             with contextlib.suppress(trio_websocket.ConnectionClosed):
-                await client.send_message(kind.data if kind.binary else kind.data.decode())
+                if interruptible:
+                    with trio.CancelScope() as scope:
+                        self._send_scope = scope
+                        try:
+                            await client.send_message(data)
+                        finally:
+                            self._send_scope = None
+                else:
+                    await client.send_message(data)
         elif isinstance(kind, v8.ToServerWebSocketClose):
             if kind.hibernate and self.state.hibernatable:
                 return HIBERNATE
@@ -398,38 +493,11 @@ class GatewaySocket:
         while True:
             try:
                 kind = self.pending.receive.receive_nowait()
-            except trio.WouldBlock:
+            except (trio.WouldBlock, trio.EndOfChannel):
                 return None
             outcome = await self._from_runner(kind)
             if isinstance(outcome, End):
                 return outcome
-
-    async def _watch_actor(self) -> End | _Hibernate:
-        self._watching = "active"
-        try:
-            while True:
-                self._wakeup = trio.Event()
-                if not self.engine.actor_attached(
-                    self.actor_id, self.pending.runner_id, self.generation
-                ):
-                    break
-                await self._wakeup.wait()  # also set by the client reader: re-check
-        finally:
-            self._watching = ""
-        if self.state.hibernatable:
-            return HIBERNATE
-        return End(1011, "actor.stopped", tell_runner=False)
-
-    async def _watch_acks(self) -> End | _Hibernate:
-        timeout = self.engine.settings.gateway_hws_message_ack_timeout_ms / 1000
-        while True:
-            await trio.sleep(max(timeout / 4, 0.01))
-            if self.state.ack_overdue(trio.current_time(), timeout):
-                log.warning(
-                    "hibernatable socket: runner did not ack in time",
-                    extra={"actor_id": self.actor_id, "request_id": self.request_id.hex()},
-                )
-                return End(1011, ACK_TIMEOUT_REASON)
 
     # -- hibernation -------------------------------------------------------------------------------
     async def _hibernate(self) -> End | None:
@@ -450,23 +518,11 @@ class GatewaySocket:
             "hibernating",
             extra={"actor_id": self.actor_id, "request_id": self.request_id.hex()},
         )
-        interval = self._keepalive_interval()
-
-        async def hibernation_keepalive() -> End | _Continue:
-            try:
-                await keepalive(
-                    self._upsert, interval, jitter_ms=self._jitter(), first_tick=self._next_tick()
-                )
-            except KeepaliveError as exc:
-                return End(1011, KEEPALIVE_FAILED_REASON, tell_runner=False, error=exc)
-            return End(  # pragma: no cover - keepalive never returns normally
-                1011,
-                KEEPALIVE_FAILED_REASON,
-                tell_runner=False,
-                error=RuntimeError("keepalive task completed before hibernation ended"),
-            )
-
-        outcome = await race(self._hibernation_wait, hibernation_keepalive)
+        self._start_keepalive()
+        try:
+            outcome = await self._hibernation_wait()
+        finally:
+            self._stop_timers()
         if isinstance(outcome, End):
             return outcome
         self.hibernations += 1
@@ -483,17 +539,22 @@ class GatewaySocket:
         return None
 
     async def _hibernation_wait(self) -> End | _Continue:
+        """The wait of §6.2 step 3 against the keepalive (step 4): whichever ends first."""
         self._watching = "hibernating"
         try:
             while True:
                 # armed before reading the actor: a transition in between sets it
-                self._wakeup = trio.Event()
+                if self._wakeup.is_set():
+                    self._wakeup = trio.Event()
                 if self._client_done.is_set():
                     assert self._client_end is not None
                     end = self._client_end
                     return End(end.code, end.reason, tell_runner=False)
                 if self._client_message.is_set():
                     return WAKE
+                if self._keepalive_error is not None:
+                    error = self._keepalive_error
+                    return End(1011, KEEPALIVE_FAILED_REASON, tell_runner=False, error=error)
                 if self.engine.actor_gone(self.actor_id):
                     return End(1011, "actor.not_found", tell_runner=False)
                 if self.engine.actor_ready(self.actor_id) is not None:
@@ -502,26 +563,26 @@ class GatewaySocket:
         finally:
             self._watching = ""
 
-    async def _watch_client_end(self) -> End | None:
+    async def _watch_client_end(self) -> End:
         await self._client_done.wait()
         assert self._client_end is not None
         return End(self._client_end.code, self._client_end.reason, tell_runner=False)
 
-    async def _resume(self) -> End | None:
-        """hibernation.md §6.3: wake the actor (if a client message is what ended the
-        hibernation), bind to its runner, re-publish every pending message unchanged. Returns
-        an :class:`End` if the actor cannot be woken (gone, or not ready in time)."""
-        ready = self.engine.actor_ready(self.actor_id)
-        if ready is None:
-            try:
-                ready = await self.engine.wait_ready(self.actor_id)
-            except ApiError as exc:
-                log.warning(
-                    "hibernated socket: the actor did not wake",
-                    extra={"actor_id": self.actor_id, "error": str(exc)},
-                )
-                return End(1011, f"{exc.group}.{exc.code}", tell_runner=False)
-        runner_id, generation = ready
+    async def _wait_ready(self) -> tuple[str, int] | End:
+        """Wake the actor (a client message ended the hibernation) and wait until it is ready.
+        Returns an :class:`End` if it cannot be woken (gone, or not ready in time)."""
+        try:
+            return await self.engine.wait_ready(self.actor_id)
+        except ApiError as exc:
+            log.warning(
+                "hibernated socket: the actor did not wake",
+                extra={"actor_id": self.actor_id, "error": str(exc)},
+            )
+            return End(1011, f"{exc.group}.{exc.code}", tell_runner=False)
+
+    def _resume(self, runner_id: str, generation: int) -> None:
+        """hibernation.md §6.3: bind to the actor's runner, re-publish every pending message
+        unchanged."""
         self.pending.runner_id, self.generation = runner_id, generation
         for message in self.state.resume(trio.current_time()):
             self._publish(message)
@@ -535,7 +596,6 @@ class GatewaySocket:
                 "phase": Phase.ACTIVE.value,
             },
         )
-        return None
 
 
 async def serve_websocket(

@@ -10,11 +10,18 @@ coalesced into one store transaction (a socket never has two operations in fligh
 inside a batch does not matter): when an actor with a thousand hibernating sockets wakes, their
 refreshes cost one or two commits, not a thousand. Every caller of a batch gets the batch's
 outcome: :class:`KeepaliveError` if its transaction failed.
+
+:class:`Timers` runs many timers on one task (a heap of deadlines), and :class:`KeepaliveTimer`
+is :func:`keepalive`'s cadence on it: a gateway holding a thousand sockets keeps one timer task
+instead of a keepalive task per socket and phase.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import math
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -165,3 +172,151 @@ async def keepalive(
         if tick <= now:
             missed = int((now - tick) // interval) + 1
             tick += missed * interval
+
+
+class Timer:
+    """One pending call of :class:`Timers` (see :meth:`Timers.call_at`)."""
+
+    __slots__ = ("callback", "cancelled", "when")
+
+    def __init__(self, when: float, callback: Callable[[], None]) -> None:
+        self.when = when
+        self.callback = callback
+        self.cancelled = False
+
+
+class Timers:
+    """Many timers on one task: :meth:`call_at` runs a synchronous callback at a Trio time,
+    :meth:`start_soon` runs awaitable work started from a callback. ``start`` runs the timers'
+    task in its owner's nursery (e.g. :meth:`rivetpy.engine.core.Engine.start_background`); it
+    is called once, at the first :meth:`call_at`.
+
+    Callbacks run in the timers' task, in deadline order, and must not raise (an exception
+    escaping a callback or a started task is a bug and crashes the owner's nursery)."""
+
+    def __init__(self, start: Callable[[Callable[[], Awaitable[None]]], None]) -> None:
+        self._start = start
+        self._started = False
+        self._heap: list[tuple[float, int, Timer]] = []
+        self._seq = itertools.count()
+        self._cancelled = 0
+        self._changed = trio.Event()
+        self._nursery: trio.Nursery | None = None
+
+    def __len__(self) -> int:
+        """Timers not yet run or cancelled."""
+        return len(self._heap) - self._cancelled
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Timer:
+        """Call ``callback()`` at Trio time ``when`` (or soon after) unless cancelled first."""
+        if not self._started:
+            self._started = True
+            self._start(self.run)
+        timer = Timer(when, callback)
+        heapq.heappush(self._heap, (when, next(self._seq), timer))
+        if self._heap[0][2] is timer:
+            self._changed.set()
+        return timer
+
+    def cancel(self, timer: Timer | None) -> None:
+        """Cancel ``timer`` if it has not run yet (None and repeated calls are no-ops)."""
+        if timer is None or timer.cancelled:
+            return
+        timer.cancelled = True
+        self._cancelled += 1
+        if self._cancelled > 64 and self._cancelled * 2 > len(self._heap):
+            self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+            heapq.heapify(self._heap)
+            self._cancelled = 0
+
+    def start_soon(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run ``fn`` as a task of the timers (only from a timer callback)."""
+        assert self._nursery is not None, "start_soon outside a timer callback"
+        self._nursery.start_soon(fn)
+
+    async def run(self) -> None:
+        """The timers' task (started by the first :meth:`call_at`)."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            heap = self._heap
+            while True:
+                self._changed = trio.Event()
+                now = trio.current_time()
+                heap = self._heap
+                while heap and heap[0][0] <= now:
+                    timer = heapq.heappop(heap)[2]
+                    if timer.cancelled:
+                        self._cancelled -= 1
+                        continue
+                    timer.cancelled = True  # ran: a later cancel is a no-op
+                    timer.callback()
+                    heap = self._heap  # a cancel may have compacted it
+                deadline = heap[0][0] if heap else math.inf
+                with trio.move_on_at(deadline):
+                    await self._changed.wait()
+
+
+class KeepaliveTimer:
+    """:func:`keepalive` on :class:`Timers`: the same cadence (ticks ``interval_ms`` apart from
+    ``first_tick``, each upsert after a random ``[0, jitter_ms)`` ms, ticks missed while an
+    upsert was slow skipped), without a task of its own. An ``upsert`` failure is reported once
+    to ``on_failed`` as :class:`KeepaliveError` (with the cause in ``__cause__``) and ends the
+    keepalive; :meth:`cancel` stops it (an upsert in flight completes, its outcome ignored)."""
+
+    def __init__(
+        self,
+        timers: Timers,
+        upsert: Callable[[], Awaitable[None]],
+        interval_ms: int,
+        *,
+        first_tick: float,
+        on_failed: Callable[[KeepaliveError], None],
+        jitter_ms: int = 0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._timers = timers
+        self._upsert = upsert
+        self._interval = max(interval_ms, 1) / 1000
+        self._jitter_ms = jitter_ms
+        self._rng = rng or random
+        self._on_failed = on_failed
+        self._tick = first_tick
+        self._timer: Timer | None = None
+        self.cancelled = False
+        self._arm()
+
+    def _arm(self) -> None:
+        jitter = self._rng.randrange(self._jitter_ms) / 1000 if self._jitter_ms > 0 else 0.0
+        self._timer = self._timers.call_at(self._tick + jitter, self._due)
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self._timers.cancel(self._timer)
+        self._timer = None
+
+    def _due(self) -> None:
+        self._timer = None
+        self._timers.start_soon(self._run_upsert)
+
+    async def _run_upsert(self) -> None:
+        error: KeepaliveError | None = None
+        try:
+            await self._upsert()
+        except KeepaliveError as exc:
+            error = exc
+        except Exception as exc:
+            error = KeepaliveError(f"keepalive upsert failed: {exc}")
+            error.__cause__ = exc
+        if self.cancelled:
+            return
+        if error is not None:
+            self.cancelled = True
+            self._on_failed(error)
+            return
+        interval = self._interval
+        self._tick += interval
+        now = trio.current_time()
+        if self._tick <= now:
+            missed = int((now - self._tick) // interval) + 1
+            self._tick += missed * interval
+        self._arm()
