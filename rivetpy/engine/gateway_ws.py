@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
@@ -155,6 +156,8 @@ class GatewaySocket:
         self._keepalive_error: KeepaliveError | None = None
         self._ack_timer: Timer | None = None
         self._ack_overdue = False
+        self._ack_checking = False
+        self._ack_grid = 0.0
         self._last_upsert: float | None = None
         #: completed hibernations (observability, tests)
         self.hibernations = 0
@@ -330,6 +333,7 @@ class GatewaySocket:
         kind = v8.ToClientWebSocketMessage(message.data, message.binary)
         with contextlib.suppress(TunnelClosedError):
             self.gateway._send(self.request_id, self.pending, kind, message.index)
+        self._schedule_ack_check()
 
     # -- lifecycle ---------------------------------------------------------------------------------
     async def _lifecycle(self) -> End:
@@ -422,28 +426,40 @@ class GatewaySocket:
         self._keepalive_error = error
         self._interrupt()
 
+    def _ack_timeout(self) -> float:
+        return self.engine.settings.gateway_hws_message_ack_timeout_ms / 1000
+
     def _arm_ack_check(self) -> None:
-        """Check every ``timeout / 4`` (>= 10 ms) whether the oldest published pending message
-        waited longer than the ack timeout (hibernation.md §9)."""
+        """The active phase's ack check (hibernation.md §9): every ``timeout / 4`` (>= 10 ms)
+        from the phase start, whether the oldest published pending message waited longer than
+        the ack timeout. A check only runs while published messages await an ack (one with
+        nothing pending cannot find one overdue): :meth:`_publish` arms it on the same grid."""
         self._ack_overdue = False
-        timeout = self.engine.settings.gateway_hws_message_ack_timeout_ms / 1000
-        period = max(timeout / 4, 0.01)
-        timers = self.gateway.timers
+        self._ack_grid = trio.current_time()
+        self._ack_checking = True
+        self._schedule_ack_check()
 
-        def check() -> None:
-            if self.state.ack_overdue(trio.current_time(), timeout):
-                self._ack_timer = None
-                self._ack_overdue = True
-                self._interrupt()
-            else:
-                self._ack_timer = timers.call_at(trio.current_time() + period, check)
+    def _schedule_ack_check(self) -> None:
+        if not self._ack_checking or self._ack_timer is not None or not self.state.has_pending:
+            return
+        period = max(self._ack_timeout() / 4, 0.01)
+        elapsed = trio.current_time() - self._ack_grid
+        when = self._ack_grid + (math.floor(elapsed / period) + 1) * period
+        self._ack_timer = self.gateway.timers.call_at(when, self._check_acks)
 
-        self._ack_timer = timers.call_at(trio.current_time() + period, check)
+    def _check_acks(self) -> None:
+        self._ack_timer = None
+        if self.state.ack_overdue(trio.current_time(), self._ack_timeout()):
+            self._ack_overdue = True
+            self._interrupt()
+        else:
+            self._schedule_ack_check()
 
     def _stop_timers(self) -> None:
         if self._keepalive is not None:
             self._keepalive.cancel()
             self._keepalive = None
+        self._ack_checking = False
         self.gateway.timers.cancel(self._ack_timer)
         self._ack_timer = None
 

@@ -15,7 +15,7 @@ import trio_websocket
 
 from rivetpy.engine.core import EngineSettings
 from rivetpy.engine.gateway_ws import KEEPALIVE_FAILED_REASON
-from rivetpy.engine.hibernation import PENDING_LIMIT_REASON, Phase
+from rivetpy.engine.hibernation import ACK_TIMEOUT_REASON, PENDING_LIMIT_REASON, Phase
 from rivetpy.engine.hibernation_keepalive import KeepaliveError
 from rivetpy.engine.store import StoreBackendError, Transaction
 from tests.engine_hibernation.support import (
@@ -202,3 +202,27 @@ async def test_engine_shutdown_while_a_socket_waits_for_the_wake(tmp_path: Path)
             with trio.fail_after(5):
                 await wait_until(lambda: bool(closes))
     assert closes[0] is not None and closes[0].code == 1001
+
+
+async def test_unacknowledged_messages_close_the_client_after_the_ack_timeout(
+    tmp_path: Path,
+) -> None:
+    app = HibernatingApp(ack=False)
+    engine_settings = settings(gateway_hws_message_ack_timeout_ms=300)
+    with trio.fail_after(30):
+        async with engine_and_runner(tmp_path, app, engine_settings=engine_settings) as (
+            server,
+            _,
+        ):
+            actor_id = await create_actor(server)
+            await app.started()
+            async with client_ws(ws_url(server, actor_id, "/hws")) as ws:
+                await ws.send_message("a1")
+                assert await ws.get_message() == "a1"  # processed, never acknowledged
+                [gsock] = gateway_sockets(server)
+                await wait_until(lambda: ws.closed is not None)
+                assert ws.closed is not None
+                assert (ws.closed.code, ws.closed.reason) == (1011, ACK_TIMEOUT_REASON)
+            await wait_until(lambda: gsock.ended is not None)
+            assert len(gsock.state.pending) == 0  # closed: the buffer is dropped
+            assert len(server.api.gateway.timers) == 0  # no check left armed
