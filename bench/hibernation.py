@@ -1,25 +1,51 @@
 """Hibernatable WebSockets on the embedded engine: a client message to a sleeping actor.
 
-    python bench/hibernation.py [--sockets 1,100,1000] [--rounds 20]
+    python bench/hibernation.py [--sockets 1,100,1000] [--rounds 20] [--no-probe] [--gc-freeze]
 
-For each count N, one actor holds N hibernatable client sockets (through the embedded engine's
-gateway, Python runner on protocol v8, everything in this process on loopback). Each round puts
-the actor to sleep, waits until every socket hibernates, then sends one message on one socket:
+Two processes on loopback, as in a deployment where the clients are elsewhere:
 
-  echo     message sent -> echo received by the client (the actor is woken, restores the N
-           sockets, processes, persists, acks and echoes)
-  replay   message sent -> every one of the N gateway sockets resumed on the woken actor
-  start    message sent -> the runner's ``on_actor_start`` entered (engine: wake, start command
-           hydrated with the N hibernating requests, runner start)
-  started  message sent -> ``on_actor_start`` returned (the N sockets restored)
-  handled  message sent -> the actor's handler got the message
-  after    ``on_actor_start`` returned -> every socket resumed and the echo received
-  gc       garbage-collector pauses inside the round (included in the times above)
+  server   this process: the embedded engine (SQLite store, gateway), a Python runner on
+           protocol v8 and the bench actor. The actor persists each hibernatable socket's last
+           message index (in memory), restores every listed socket on start, acks and echoes.
+  clients  a child process (``bench/hibernation_clients.py``, driven over its stdin/stdout)
+           holding the N client WebSockets; it sends the message and times the echoes. After
+           opening its sockets it calls ``gc.freeze()`` and it disables its collector during each
+           timed exchange (it is the measuring instrument, standing for many client machines).
 
-Printed: medians and p99 (nearest rank) per N, and the runtime overhead of N sockets beyond
-the actor start, two ways: median ``replay(N) - replay(1)``, and median ``after(N)``. Target:
-the 1000-socket actor wakes and replays all sockets with < 100 ms of overhead.
-``--profile FILE`` writes a cProfile of the measured rounds of the largest N.
+For each count N, one actor holds N hibernatable client sockets; before the first round the
+bench waits until every socket's hibernation entry is stored (its keepalive's first upsert comes
+up to the 128 ms keepalive jitter after the open; a socket slept before that is not listed in the
+start command, and the runner drops its messages). Each round puts the actor to
+sleep, waits until every gateway socket hibernates, then the client process sends one text
+message on socket 0 (time t0). All times are ``time.monotonic()`` (one clock for both
+processes) and measured from t0:
+
+  start    the runner's ``on_actor_start`` entered (engine: wake, start command hydrated with
+           the N hibernating requests, runner start)                         [server]
+  started  ``on_actor_start`` returned (the N sockets restored in the runner)  [server]
+  handled  the actor's handler got the message                               [server]
+  echo     the echo of the message received by the client                    [client]
+  resumed  the last of the N gateway sockets resumed on the woken actor       [server]
+  replay   max(echo, resumed): the actor is awake, echoed, and every socket is bound again
+  all      every one of the N client sockets has had an echo: socket 0 the message, the other
+           N - 1 a "probe" each sent when socket 0's echo arrived (replay as the clients see
+           it; includes the probes' round trips). Off with ``--no-probe``.   [client]
+  probes   not from t0: after the round, the same N - 1 probes sent on the awake actor (the
+           cost of the probes themselves)                                    [client]
+  all_net  all - probes of the same round: replay as the clients see it, net of the probes
+  after    ``on_actor_start`` returned -> replay: the runtime's own overhead after the start
+  gc       garbage-collector pause time of the server process within [t0, replay]
+  gc_all   same within [t0, all]
+  cgc      collector pause time of the client process during the round (should be ~0)
+
+Printed: median and p99 (nearest rank) per N and metric, then the overhead of N sockets beyond
+the actor start by three definitions (target: < 100 ms for N = 1000): median ``replay(N) -
+replay(1)``, median ``all_net(N) - all_net(1)``, median ``after(N)``.
+
+``--gc-freeze`` is a tuning option, not the default: the server process calls ``gc.collect()``
+and ``gc.freeze()`` once its N sockets are open, so the long-lived engine/runner/socket objects
+leave the collector's generations. ``--profile FILE`` writes a cProfile of the measured rounds of
+the largest N (server process only).
 """
 
 from __future__ import annotations
@@ -27,19 +53,21 @@ from __future__ import annotations
 import argparse
 import cProfile
 import gc
+import json
 import math
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import trio  # noqa: E402
-import trio_websocket  # noqa: E402
 
 from rivetpy.engine.core import EngineSettings  # noqa: E402
 from rivetpy.engine.hibernation import Phase  # noqa: E402
@@ -54,6 +82,12 @@ from rivetpy.runner import (  # noqa: E402
     open_runner,
 )
 from rivetpy.testing.engine import EngineClient  # noqa: E402
+
+CLIENTS = Path(__file__).resolve().parent / "hibernation_clients.py"
+METRICS = (
+    "start", "started", "handled", "echo", "resumed", "replay", "all", "probes", "all_net",
+    "after", "gc", "gc_all", "cgc",
+)  # fmt: skip
 
 
 class App(RunnerApp):
@@ -70,13 +104,13 @@ class App(RunnerApp):
         self.stopped = trio.Event()
 
     async def on_actor_start(self, actor: ActorHandle) -> None:
-        self.start_entered = trio.current_time()
+        self.start_entered = time.monotonic()
         for key in actor.hibernating_requests:
             index = self.persisted.get(key)
             if index is not None:
                 actor.restore_websocket(key, server_index=index, path="/hws")
         self.handles.append(actor)
-        self.start_exited = trio.current_time()
+        self.start_exited = time.monotonic()
         self.started.set()
 
     async def on_actor_stop(self, actor: ActorHandle, reason: object) -> None:
@@ -88,27 +122,51 @@ class App(RunnerApp):
     async def on_websocket(self, actor: ActorHandle, ws: WebSocket) -> None:
         self.persisted.setdefault(ws.key, 0)
         async for message in ws:
-            self.message_at = trio.current_time()
+            if self.message_at is None:
+                self.message_at = time.monotonic()
             self.persisted[ws.key] = message.index
             ws.ack(message.index)
             await ws.send(message.data if message.binary else message.text)
 
 
 class GcPauses:
-    """Total garbage-collector pause time (ms) while :attr:`on`."""
+    """Garbage-collector pauses (start, ms) recorded while :attr:`on`."""
 
     def __init__(self) -> None:
         self.on = False
-        self.total_ms = 0.0
+        self.pauses: list[tuple[float, float]] = []
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
         if not self.on:
             return
         if phase == "start":
-            self._started = time.perf_counter()
+            self._started = time.monotonic()
         else:
-            self.total_ms += (time.perf_counter() - self._started) * 1000
+            self.pauses.append((self._started, (time.monotonic() - self._started) * 1000))
+
+    def within(self, start: float, end: float) -> float:
+        return sum(ms for at, ms in self.pauses if start <= at <= end)
+
+
+class ClientProcess:
+    """The child process holding the client sockets; one JSON line each way per command."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.buffer = b""
+
+    async def call(self, **command: Any) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        await self.process.stdin.send_all(json.dumps(command).encode() + b"\n")
+        while b"\n" not in self.buffer:
+            chunk = await self.process.stdout.receive_some()
+            if not chunk:
+                raise RuntimeError("the client process exited")
+            self.buffer += chunk
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        answer: dict[str, Any] = json.loads(line)
+        return answer
 
 
 def pct(values: list[float], q: float) -> float:
@@ -123,7 +181,14 @@ async def wait_until(predicate: object, step: float = 0.001) -> None:
 
 
 async def measure(
-    server: EngineServer, app: App, n: int, rounds: int, profile: cProfile.Profile | None = None
+    server: EngineServer,
+    app: App,
+    clients: ClientProcess,
+    n: int,
+    rounds: int,
+    probe: bool,
+    freeze: bool,
+    profile: cProfile.Profile | None = None,
 ) -> dict[str, list[float]]:
     api = EngineClient(server.endpoint, timeout=30.0)
     actor = await trio.to_thread.run_sync(
@@ -134,76 +199,75 @@ async def measure(
     await app.started.wait()
     gateway = server.api.gateway
     url = f"ws://{server.host}:{server.port}/gateway/{actor_id}/hws"
-    results: dict[str, list[float]] = {
-        "echo": [],
-        "replay": [],
-        "start": [],
-        "started": [],
-        "handled": [],
-        "after": [],
-        "gc": [],
-    }
+    results: dict[str, list[float]] = {metric: [] for metric in METRICS}
     pauses = GcPauses()
     gc.callbacks.append(pauses)
-    sockets: list[trio_websocket.WebSocketConnection] = []
-    async with trio.open_nursery() as nursery:
-        opened = trio.Event()
+    await clients.call(op="open", url=url, n=n)
+    await wait_until(lambda: sum(s.actor_id == actor_id for s in gateway.sockets.values()) == n)
+    mine = [s for s in gateway.sockets.values() if s.actor_id == actor_id]
+    # Each socket's hibernation entry is first written by its keepalive, up to the keepalive
+    # jitter (128 ms) after the open; a socket put to sleep before that is not listed in the
+    # start command and the runner drops its messages. Wait for every entry.
+    await wait_until(lambda: all(getattr(s, "_last_upsert", None) is not None for s in mine))
+    if freeze:
+        gc.collect()
+        gc.freeze()
+    for _ in range(rounds):
+        app.stopped = trio.Event()
+        app.handles[-1].sleep()
+        await app.stopped.wait()
+        await wait_until(lambda: all(s.state.phase is Phase.HIBERNATING for s in mine))
+        await trio.sleep(0.02)  # let the hibernation keepalives' first writes settle
+        app.started = trio.Event()
+        app.start_entered = app.start_exited = app.message_at = None
+        resumed_at = 0.0
 
-        async def hold(i: int) -> None:
-            async with trio_websocket.open_websocket_url(url, subprotocols=["rivet"]) as ws:
-                sockets.append(ws)
-                if len(sockets) == n:
-                    opened.set()
-                await trio.sleep_forever()
-
-        for i in range(n):
-            nursery.start_soon(hold, i)
-            if i % 50 == 49:
-                await trio.sleep(0.01)
-        await opened.wait()
-        await wait_until(lambda: sum(s.actor_id == actor_id for s in gateway.sockets.values()) == n)
-        mine = [s for s in gateway.sockets.values() if s.actor_id == actor_id]
-        ws0 = sockets[0]
-        for _ in range(rounds):
-            app.stopped = trio.Event()
-            app.handles[-1].sleep()
-            await app.stopped.wait()
-            await wait_until(lambda: all(s.state.phase is Phase.HIBERNATING for s in mine))
-            await trio.sleep(0.02)  # let the hibernation keepalives' first writes settle
-            app.started = trio.Event()
-            app.start_entered = None
-            resumed = [s.resumed for s in mine]
-            if profile is not None:
-                profile.enable()
-            pauses.on, pauses.total_ms = True, 0.0
-            t0 = trio.current_time()
-            await ws0.send_message("ping")
-            reply = await ws0.get_message()
-            t_echo = trio.current_time()
-            assert reply == "ping"
-            for event in resumed:
+        async def wait_resumed(events: list[trio.Event]) -> None:
+            nonlocal resumed_at
+            for event in events:
                 await event.wait()
-            t_replay = trio.current_time()
-            pauses.on = False
-            if profile is not None:
-                profile.disable()
-            assert app.start_entered is not None
-            results["echo"].append((t_echo - t0) * 1000)
-            results["replay"].append(max(t_replay, t_echo) * 1000 - t0 * 1000)
-            results["start"].append((app.start_entered - t0) * 1000)
-            assert app.start_exited is not None and app.message_at is not None
-            results["started"].append((app.start_exited - t0) * 1000)
-            results["handled"].append((app.message_at - t0) * 1000)
-            results["after"].append((max(t_replay, t_echo) - app.start_exited) * 1000)
-            results["gc"].append(pauses.total_ms)
-        for ws in sockets:
-            await ws.aclose()
-        nursery.cancel_scope.cancel()
+            resumed_at = time.monotonic()
+
+        if profile is not None:
+            profile.enable()
+        pauses.on, pauses.pauses = True, []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(wait_resumed, [s.resumed for s in mine])
+            answer = await clients.call(op="ping", probe=probe)
+        pauses.on = False
+        if profile is not None:
+            profile.disable()
+        t0, t_echo = answer["t0"], answer["echo"]
+        t_all = answer["all"]
+        assert app.start_entered is not None and app.start_exited is not None
+        assert app.message_at is not None
+        t_replay = max(t_echo, resumed_at)
+        results["start"].append((app.start_entered - t0) * 1000)
+        results["started"].append((app.start_exited - t0) * 1000)
+        results["handled"].append((app.message_at - t0) * 1000)
+        results["echo"].append((t_echo - t0) * 1000)
+        results["resumed"].append((resumed_at - t0) * 1000)
+        results["replay"].append((t_replay - t0) * 1000)
+        results["after"].append((t_replay - app.start_exited) * 1000)
+        results["gc"].append(pauses.within(t0, t_replay))
+        results["cgc"].append(answer["gc_ms"])
+        if t_all is not None:
+            results["all"].append((t_all - t0) * 1000)
+            results["gc_all"].append(pauses.within(t0, t_all))
+            await wait_until(lambda: all(s.state.phase is Phase.ACTIVE for s in mine))
+            awake = await clients.call(op="probe")
+            results["probes"].append(awake["ms"])
+            results["all_net"].append(results["all"][-1] - awake["ms"])
+    await clients.call(op="close")
+    if freeze:
+        gc.unfreeze()
     gc.callbacks.remove(pauses)
     return results
 
 
-async def main(counts: list[int], rounds: int, profile_to: str | None) -> None:
+async def main(
+    counts: list[int], rounds: int, probe: bool, freeze: bool, profile_to: str | None
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = EngineSettings(ready_timeout=60.0)
         opts = EngineOptions(data_dir=Path(tmp), port=0, settings=settings)
@@ -216,28 +280,40 @@ async def main(counts: list[int], rounds: int, profile_to: str | None) -> None:
                 actor_names={"bench": {}},
                 total_slots=1000,
             )
+            process = await trio.lowlevel.open_process(
+                [sys.executable, str(CLIENTS)], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+            )
+            clients = ClientProcess(process)
             async with open_runner(ropts, app, graceful_exit=False) as runner:
                 await runner.wait_connected()
                 medians: dict[int, dict[str, float]] = {}
-                print(f"{'sockets':>8} {'metric':>7} {'median ms':>10} {'p99 ms':>8}  rounds")
+                variant = "server gc.freeze() after setup (tuning)" if freeze else "default gc"
+                print(f"# clients in a child process; {variant}; probes {'on' if probe else 'off'}")
+                print(f"{'sockets':>8} {'metric':>8} {'median ms':>10} {'p99 ms':>8}  rounds")
                 for n in counts:
                     profile = cProfile.Profile() if profile_to and n == max(counts) else None
-                    results = await measure(server, app, n, rounds, profile)
+                    results = await measure(server, app, clients, n, rounds, probe, freeze, profile)
                     if profile is not None and profile_to:
                         profile.dump_stats(profile_to)
-                    medians[n] = {k: statistics.median(v) for k, v in results.items()}
-                    for metric in ("start", "started", "handled", "echo", "replay", "after", "gc"):
+                    medians[n] = {k: statistics.median(v) for k, v in results.items() if v}
+                    for metric in METRICS:
                         values = results[metric]
-                        print(
-                            f"{n:>8} {metric:>7} {statistics.median(values):>10.2f}"
-                            f" {pct(values, 0.99):>8.2f}  {len(values)}"
-                        )
+                        if values:
+                            print(
+                                f"{n:>8} {metric:>8} {statistics.median(values):>10.2f}"
+                                f" {pct(values, 0.99):>8.2f}  {len(values)}"
+                            )
                 for n in counts:
                     line = f"overhead of {n} sockets (target < 100 ms): "
                     if 1 in medians and n != 1:
-                        overhead = medians[n]["replay"] - medians[1]["replay"]
-                        line += f"replay({n}) - replay(1) = {overhead:.2f} ms; "
-                    print(line + f"start returned -> all resumed = {medians[n]['after']:.2f} ms")
+                        for metric in ("replay", "all_net"):
+                            if metric in medians[n]:
+                                overhead = medians[n][metric] - medians[1][metric]
+                                line += f"{metric}({n}) - {metric}(1) = {overhead:.2f} ms; "
+                    print(line + f"start returned -> replay = {medians[n]['after']:.2f} ms")
+            assert process.stdin is not None
+            await process.stdin.aclose()
+            await process.wait()
 
 
 if __name__ == "__main__":
@@ -245,7 +321,16 @@ if __name__ == "__main__":
     parser.add_argument("--sockets", default="1,100,1000")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument(
+        "--no-probe", action="store_true", help="do not probe every socket after the echo"
+    )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="tuning option: gc.freeze() in the server process once the sockets are open",
+    )
+    parser.add_argument(
         "--profile", metavar="FILE", help="cProfile the measured rounds of the largest N to FILE"
     )
     args = parser.parse_args()
-    trio.run(main, [int(x) for x in args.sockets.split(",")], args.rounds, args.profile)
+    counts = [int(x) for x in args.sockets.split(",")]
+    trio.run(main, counts, args.rounds, not args.no_probe, args.gc_freeze, args.profile)
