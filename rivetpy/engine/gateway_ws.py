@@ -1,12 +1,15 @@
 """The gateway's WebSocket relay, hibernation included (hibernation.md §3, §4, §6, §9).
 
 One :class:`GatewaySocket` per client WebSocket, driving a sans-IO
-:class:`~rivetpy.engine.hibernation.SocketState` (indexes, pending buffer, phases). Two tasks per
-socket, inside the request's nursery, whatever the number of sleeps and wakes::
+:class:`~rivetpy.engine.hibernation.SocketState` (indexes, pending buffer, phases). Three tasks
+per socket, inside the request's nursery, whatever the number of sleeps and wakes::
 
     GatewaySocket.run                  the request's nursery
       client reader                    every client message goes through the state machine:
                                        published now (active) or buffered (hibernating)
+      keepalive                        while a phase of a hibernatable socket runs: upserts the
+                                       request's last-ping entry (the first one at once, then
+                                       every eligible_threshold / 2, >= 1 ms)
       lifecycle (the run task itself)  active phase -> hibernation -> resume -> active ...
 
 Each phase is a loop of the lifecycle task woken by callbacks (runner replies queued by the
@@ -18,10 +21,9 @@ is seen first ends the phase, as a race of watchers would:
   oldest unacknowledged message older than the ack timeout (checked every ``timeout / 4``);
 * hibernation: the actor ready or gone, a client message or close, a keepalive failure.
 
-The keepalives (:class:`~rivetpy.engine.hibernation_keepalive.KeepaliveTimer`) and ack checks
+The keepalive task runs :func:`~rivetpy.engine.hibernation_keepalive.keepalive`; the ack checks
 run on the gateway's one :class:`~rivetpy.engine.hibernation_keepalive.Timers` task, armed only
-while a phase runs, with the cadence of
-:func:`~rivetpy.engine.hibernation_keepalive.keepalive`.
+while published messages await an ack.
 
 How a socket ends, and what happens to its persisted entry (``hibernation_store``):
 
@@ -65,7 +67,7 @@ from rivetpy.engine.hibernation import (
     SocketState,
     keepalive_interval_ms,
 )
-from rivetpy.engine.hibernation_keepalive import KeepaliveError, KeepaliveTimer, Timer
+from rivetpy.engine.hibernation_keepalive import KeepaliveError, Timer, keepalive
 
 if TYPE_CHECKING:
     from rivetpy.engine.gateway import Gateway, _Pending
@@ -152,7 +154,10 @@ class GatewaySocket:
         self._wakeup = trio.Event()
         #: the forwarding send in progress in the active phase (cancelled when the phase ends)
         self._send_scope: trio.CancelScope | None = None
-        self._keepalive: KeepaliveTimer | None = None
+        #: whether the current phase wants the keepalive running, and its task's cancel scope
+        self._keepalive_wanted = False
+        self._keepalive_changed = trio.Event()
+        self._keepalive_scope: trio.CancelScope | None = None
         self._keepalive_error: KeepaliveError | None = None
         self._ack_timer: Timer | None = None
         self._ack_overdue = False
@@ -245,6 +250,7 @@ class GatewaySocket:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._client_reader)
+                nursery.start_soon(self._keepalive_task)
                 end = await self._lifecycle()
                 nursery.cancel_scope.cancel()
         finally:
@@ -413,14 +419,42 @@ class GatewaySocket:
         """The phase's keepalive (hibernation.md §4), until :meth:`_stop_timers`; a failure is
         kept in ``_keepalive_error`` and ends the phase."""
         self._keepalive_error = None
-        self._keepalive = KeepaliveTimer(
-            self.gateway.timers,
-            self._upsert,
-            self._keepalive_interval(),
-            first_tick=self._next_tick(),
-            jitter_ms=self._jitter(),
-            on_failed=self._keepalive_failed,
-        )
+        self._keepalive_wanted = True
+        self._keepalive_changed.set()
+
+    async def _keepalive_task(self) -> None:
+        """The request's keepalive task: runs :func:`keepalive` while a phase wants it. The
+        first upsert of the socket is immediate (no jitter), so a socket is listed by a start
+        command from the moment it may hibernate."""
+        while True:
+            if not self._keepalive_wanted:
+                self._keepalive_changed = trio.Event()
+                await self._keepalive_changed.wait()
+                continue
+            with trio.CancelScope() as scope:
+                self._keepalive_scope = scope
+                try:
+                    first = self._last_upsert is None
+                    if first:
+                        await self._upsert_or_raise()
+                    await keepalive(
+                        self._upsert,
+                        self._keepalive_interval(),
+                        jitter_ms=self._jitter(),
+                        first_tick=self._next_tick(),
+                    )
+                except KeepaliveError as exc:
+                    self._keepalive_wanted = False  # until the next phase starts it again
+                    self._keepalive_failed(exc)
+            self._keepalive_scope = None
+
+    async def _upsert_or_raise(self) -> None:
+        try:
+            await self._upsert()
+        except KeepaliveError:
+            raise
+        except Exception as exc:
+            raise KeepaliveError(f"keepalive upsert failed: {exc}") from exc
 
     def _keepalive_failed(self, error: KeepaliveError) -> None:
         self._keepalive_error = error
@@ -456,9 +490,9 @@ class GatewaySocket:
             self._schedule_ack_check()
 
     def _stop_timers(self) -> None:
-        if self._keepalive is not None:
-            self._keepalive.cancel()
-            self._keepalive = None
+        self._keepalive_wanted = False
+        if self._keepalive_scope is not None:
+            self._keepalive_scope.cancel()
         self._ack_checking = False
         self.gateway.timers.cancel(self._ack_timer)
         self._ack_timer = None

@@ -6,14 +6,12 @@ missed ticks skipped. It returns only by failing: the upsert's exception is rais
 :class:`KeepaliveError` (with the cause in ``__cause__``) for the caller to report.
 
 :class:`RequestWriter` performs the upserts and deletes of §5.2/§5.3. Concurrent calls are
-coalesced into one store transaction (a socket never has two operations in flight, so the order
-inside a batch does not matter): when an actor with a thousand hibernating sockets wakes, their
-refreshes cost one or two commits, not a thousand. Every caller of a batch gets the batch's
-outcome: :class:`KeepaliveError` if its transaction failed.
+coalesced into one store transaction, applied in call order: when an actor with a thousand
+hibernating sockets wakes, their refreshes cost one or two commits, not a thousand. Every caller
+of a batch gets the batch's outcome: :class:`KeepaliveError` if its transaction failed.
 
-:class:`Timers` runs many timers on one task (a heap of deadlines), and :class:`KeepaliveTimer`
-is :func:`keepalive`'s cadence on it: a gateway holding a thousand sockets keeps one timer task
-instead of a keepalive task per socket and phase.
+:class:`Timers` runs many timers on one task (a heap of deadlines): the gateway's ack checks of
+a thousand sockets cost one task.
 """
 
 from __future__ import annotations
@@ -116,17 +114,23 @@ class RequestWriter:
         known = self._written
 
         async def body(tr: Transaction) -> None:
+            # Several operations of one request may share a batch (a cancelled keepalive upsert
+            # still queued when the socket's delete joins): they apply in order, each from the
+            # timestamp the previous one left (None: no entry).
+            current: dict[tuple[bytes, bytes], int | None] = {}
             for op in ops:
                 key = (op.gateway_id, op.request_id)
-                if key in known:  # ours: its current timestamp is known, no read needed
+                if key in current or key in known:  # its current timestamp is known: no read
+                    previous = current[key] if key in current else known[key]
                     if op.upsert:
-                        hs.upsert_known(tr, op.actor_id, *key, now, known[key])
+                        hs.upsert_known(tr, op.actor_id, *key, now, previous)
                     else:
-                        hs.delete_known(tr, op.actor_id, *key, known[key])
+                        hs.delete_known(tr, op.actor_id, *key, previous)
                 elif op.upsert:
                     await hs.upsert(tr, op.actor_id, *key, now)
                 else:
                     await hs.delete(tr, op.actor_id, *key)
+                current[key] = now if op.upsert else None
 
         await self.store.run(body)
         for op in ops:
@@ -254,69 +258,3 @@ class Timers:
                 deadline = heap[0][0] if heap else math.inf
                 with trio.move_on_at(deadline):
                     await self._changed.wait()
-
-
-class KeepaliveTimer:
-    """:func:`keepalive` on :class:`Timers`: the same cadence (ticks ``interval_ms`` apart from
-    ``first_tick``, each upsert after a random ``[0, jitter_ms)`` ms, ticks missed while an
-    upsert was slow skipped), without a task of its own. An ``upsert`` failure is reported once
-    to ``on_failed`` as :class:`KeepaliveError` (with the cause in ``__cause__``) and ends the
-    keepalive; :meth:`cancel` stops it (an upsert in flight completes, its outcome ignored)."""
-
-    def __init__(
-        self,
-        timers: Timers,
-        upsert: Callable[[], Awaitable[None]],
-        interval_ms: int,
-        *,
-        first_tick: float,
-        on_failed: Callable[[KeepaliveError], None],
-        jitter_ms: int = 0,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._timers = timers
-        self._upsert = upsert
-        self._interval = max(interval_ms, 1) / 1000
-        self._jitter_ms = jitter_ms
-        self._rng = rng or random
-        self._on_failed = on_failed
-        self._tick = first_tick
-        self._timer: Timer | None = None
-        self.cancelled = False
-        self._arm()
-
-    def _arm(self) -> None:
-        jitter = self._rng.randrange(self._jitter_ms) / 1000 if self._jitter_ms > 0 else 0.0
-        self._timer = self._timers.call_at(self._tick + jitter, self._due)
-
-    def cancel(self) -> None:
-        self.cancelled = True
-        self._timers.cancel(self._timer)
-        self._timer = None
-
-    def _due(self) -> None:
-        self._timer = None
-        self._timers.start_soon(self._run_upsert)
-
-    async def _run_upsert(self) -> None:
-        error: KeepaliveError | None = None
-        try:
-            await self._upsert()
-        except KeepaliveError as exc:
-            error = exc
-        except Exception as exc:
-            error = KeepaliveError(f"keepalive upsert failed: {exc}")
-            error.__cause__ = exc
-        if self.cancelled:
-            return
-        if error is not None:
-            self.cancelled = True
-            self._on_failed(error)
-            return
-        interval = self._interval
-        self._tick += interval
-        now = trio.current_time()
-        if self._tick <= now:
-            missed = int((now - self._tick) // interval) + 1
-            self._tick += missed * interval
-        self._arm()

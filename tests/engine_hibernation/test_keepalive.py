@@ -14,7 +14,7 @@ import trio.testing
 
 from rivetpy.engine import hibernation_store as hs
 from rivetpy.engine.hibernation import keepalive_interval_ms
-from rivetpy.engine.hibernation_keepalive import KeepaliveError, RequestWriter, keepalive
+from rivetpy.engine.hibernation_keepalive import KeepaliveError, RequestWriter, _Op, keepalive
 from rivetpy.engine.ids import new_id
 from rivetpy.engine.store.api import KeyValue, StoreBackendError
 
@@ -193,3 +193,27 @@ async def test_writer_coalesces_concurrent_operations(
         with pytest.raises(KeepaliveError) as info:
             await writer.upsert(ACTOR, *keys[0])
         assert isinstance(info.value.__cause__, StoreBackendError)
+
+
+async def test_writer_applies_several_operations_of_one_request_in_order(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """An upsert and a delete of the same request in one batch (a cancelled keepalive upsert
+    still queued when the socket's delete joins) leave nothing behind; a delete then an upsert
+    leave exactly the pointer and one index entry. (Batches are driven directly: which of two
+    concurrent callers joins first is up to Trio's scheduler.)"""
+    store = DictStore()
+    writer = RequestWriter(store, virtual_ms)  # type: ignore[arg-type]
+    upsert, delete = _Op(True, ACTOR, *A), _Op(False, ACTOR, *A)
+    with trio.fail_after(60):
+        await writer.upsert(ACTOR, *A)  # the writer knows the request from now on
+        await trio.sleep(1)
+        await writer._commit([upsert, delete])
+        assert store.data == {}
+        await writer.upsert(ACTOR, *A)
+        await trio.sleep(1)
+        await writer._commit([delete, upsert])
+        assert len(store.data) == 2  # the pointer and one index entry
+        assert await eligible(store, 10_000) == [A]
+        await writer._commit([upsert, upsert, delete])
+        assert store.data == {}
