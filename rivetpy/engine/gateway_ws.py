@@ -7,9 +7,9 @@ per socket, inside the request's nursery, whatever the number of sleeps and wake
     GatewaySocket.run                  the request's nursery
       client reader                    every client message goes through the state machine:
                                        published now (active) or buffered (hibernating)
-      keepalive                        while a phase of a hibernatable socket runs: upserts the
-                                       request's last-ping entry (the first one at once, then
-                                       every eligible_threshold / 2, >= 1 ms)
+      keepalive                        from the moment the socket may hibernate until it ends:
+                                       upserts the request's last-ping entry (the first one at
+                                       once, then every eligible_threshold / 2, >= 1 ms)
       lifecycle (the run task itself)  active phase -> hibernation -> resume -> active ...
 
 Each phase is a loop of the lifecycle task woken by callbacks (runner replies queued by the
@@ -154,10 +154,9 @@ class GatewaySocket:
         self._wakeup = trio.Event()
         #: the forwarding send in progress in the active phase (cancelled when the phase ends)
         self._send_scope: trio.CancelScope | None = None
-        #: whether the current phase wants the keepalive running, and its task's cancel scope
+        #: whether the keepalive task should be running (from the first hibernatable phase)
         self._keepalive_wanted = False
         self._keepalive_changed = trio.Event()
-        self._keepalive_scope: trio.CancelScope | None = None
         self._keepalive_error: KeepaliveError | None = None
         self._ack_timer: Timer | None = None
         self._ack_overdue = False
@@ -416,37 +415,36 @@ class GatewaySocket:
         return self._last_upsert + self._keepalive_interval() / 1000
 
     def _start_keepalive(self) -> None:
-        """The phase's keepalive (hibernation.md §4), until :meth:`_stop_timers`; a failure is
-        kept in ``_keepalive_error`` and ends the phase."""
+        """Start the keepalive (hibernation.md §4) when the socket first may hibernate; it then
+        runs through every phase until the socket ends (its nursery is cancelled before the
+        entry is deleted). A failure is kept in ``_keepalive_error`` and ends the phase."""
+        if self._keepalive_wanted:
+            return
         self._keepalive_error = None
         self._keepalive_wanted = True
         self._keepalive_changed.set()
 
     async def _keepalive_task(self) -> None:
-        """The request's keepalive task: runs :func:`keepalive` while a phase wants it. The
-        first upsert of the socket is immediate (no jitter), so a socket is listed by a start
-        command from the moment it may hibernate."""
+        """The request's keepalive task: runs :func:`keepalive` once started (see
+        :meth:`_start_keepalive`). The first upsert is immediate (no jitter), so a socket is
+        listed by a start command from the moment it may hibernate."""
         while True:
             if not self._keepalive_wanted:
                 self._keepalive_changed = trio.Event()
                 await self._keepalive_changed.wait()
                 continue
-            with trio.CancelScope() as scope:
-                self._keepalive_scope = scope
-                try:
-                    first = self._last_upsert is None
-                    if first:
-                        await self._upsert_or_raise()
-                    await keepalive(
-                        self._upsert,
-                        self._keepalive_interval(),
-                        jitter_ms=self._jitter(),
-                        first_tick=self._next_tick(),
-                    )
-                except KeepaliveError as exc:
-                    self._keepalive_wanted = False  # until the next phase starts it again
-                    self._keepalive_failed(exc)
-            self._keepalive_scope = None
+            try:
+                if self._last_upsert is None:
+                    await self._upsert_or_raise()
+                await keepalive(
+                    self._upsert,
+                    self._keepalive_interval(),
+                    jitter_ms=self._jitter(),
+                    first_tick=self._next_tick(),
+                )
+            except KeepaliveError as exc:
+                self._keepalive_wanted = False
+                self._keepalive_failed(exc)
 
     async def _upsert_or_raise(self) -> None:
         try:
@@ -490,9 +488,6 @@ class GatewaySocket:
             self._schedule_ack_check()
 
     def _stop_timers(self) -> None:
-        self._keepalive_wanted = False
-        if self._keepalive_scope is not None:
-            self._keepalive_scope.cancel()
         self._ack_checking = False
         self.gateway.timers.cancel(self._ack_timer)
         self._ack_timer = None
