@@ -64,9 +64,6 @@ class ActorApp(RunnerApp):
         found = [i for (aid, _), i in self.instances.items() if aid == actor_id]
         return found[-1] if found else None
 
-    def _inst(self, handle: ActorHandle) -> ActorInstance[Any]:
-        return self.instances[(handle.actor_id, handle.generation)]
-
     async def on_actor_start(self, actor: ActorHandle) -> None:
         cls = self.definitions.get(actor.name)
         if cls is None:
@@ -105,10 +102,23 @@ class ActorApp(RunnerApp):
             await inst.stop()
 
     async def on_http(self, actor: ActorHandle, request: HttpRequest) -> HttpResponse:
-        return await router.serve_http(self._inst(actor), request)
+        inst = self.instances.get((actor.actor_id, actor.generation))
+        if inst is None or inst.stopping:
+            # the instance is stopping: the gateway retries this answer once the actor is back
+            return HttpResponse(
+                503,
+                {"x-rivet-error": "runner.actor_not_found", "content-type": "text/plain"},
+                b"actor is stopping",
+            )
+        return await router.serve_http(inst, request)
 
     def can_hibernate(self, actor: ActorHandle, request: WebSocketOpen) -> bool:
-        return router.can_hibernate(self._inst(actor), request.path)
+        inst = self.instances.get((actor.actor_id, actor.generation))
+        return inst is not None and router.can_hibernate(inst, request.path)
 
     async def on_websocket(self, actor: ActorHandle, ws: WebSocket) -> None:
-        await router.serve_websocket(self._inst(actor), ws)
+        inst = self.instances.get((actor.actor_id, actor.generation))
+        if inst is None:
+            await ws.close(1011, "actor.stopping")
+            return
+        await router.serve_websocket(inst, ws)
