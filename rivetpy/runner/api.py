@@ -9,10 +9,12 @@ actor stops); HTTP requests arrive as :class:`HttpRequest` and are answered with
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import outcome
 import trio
 
 from codec import v8
@@ -94,7 +96,7 @@ class HttpRequest:
         return b"".join([c async for c in self.iter_body()])
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WebSocketMessage:
     data: bytes
     binary: bool
@@ -124,7 +126,14 @@ class WebSocket:
         self.headers = headers
         self.restored = restored
         self.hibernatable = restored
-        self._send_in, self._messages = trio.open_memory_channel[WebSocketMessage](math.inf)
+        # The inbox (what a memory channel would be, without its half-dozen objects per socket:
+        # one socket per client, recreated on every wake): messages not taken yet (created on
+        # the first one that finds no receiver waiting), the oldest waiting receiver, and any
+        # further receivers (rare), in arrival order. Closing ends the inbox once drained.
+        self._inbox: deque[WebSocketMessage] | None = None
+        self._waiter: trio.lowlevel.Task | None = None
+        self._more_waiters: deque[trio.lowlevel.Task] | None = None
+        self._inbox_closed = False
         self.close_code: int | None = None
         self.close_reason: str | None = None
         self._closed = False
@@ -134,15 +143,76 @@ class WebSocket:
         return self._closed
 
     def _deliver(self, message: WebSocketMessage) -> None:
-        if not self._closed:
-            self._send_in.send_nowait(message)
+        if self._closed or self._inbox_closed:
+            return
+        waiter = self._pop_waiter()
+        if waiter is not None:
+            trio.lowlevel.reschedule(waiter, outcome.Value(message))
+            return
+        if self._inbox is None:
+            self._inbox = deque()
+        self._inbox.append(message)
+
+    def _close_inbox(self) -> None:
+        """No more messages: receivers get what is queued, then :class:`WebSocketClosedError`."""
+        self._inbox_closed = True
+        waiter = self._pop_waiter()
+        while waiter is not None:
+            closed = WebSocketClosedError(self.close_code, self.close_reason)
+            trio.lowlevel.reschedule(waiter, outcome.Error(closed))
+            waiter = self._pop_waiter()
+
+    def _pop_waiter(self) -> trio.lowlevel.Task | None:
+        waiter = self._waiter
+        more = self._more_waiters
+        self._waiter = more.popleft() if more else None
+        return waiter
+
+    def _take(self) -> WebSocketMessage | None:
+        """A queued message, or None if the caller has to wait; raises once closed and empty."""
+        inbox = self._inbox
+        if inbox:
+            return inbox.popleft()
+        if self._inbox_closed:
+            raise WebSocketClosedError(self.close_code, self.close_reason)
+        return None
+
+    def _wait(self) -> Awaitable[WebSocketMessage]:
+        """Park the calling task until a message (or the close) is handed to it; await the
+        result at once. A plain function: no coroutine or closure cells of its own per wait."""
+        task = trio.lowlevel.current_task()
+        if self._waiter is None:
+            self._waiter = task
+            return trio.lowlevel.wait_task_rescheduled(self._abort_first)
+        return trio.lowlevel.wait_task_rescheduled(self._queue_waiter(task))
+
+    def _queue_waiter(self, task: trio.lowlevel.Task) -> Callable[[object], trio.lowlevel.Abort]:
+        """A further concurrent receiver (rare): queued behind the first, with its own abort."""
+        if self._more_waiters is None:
+            self._more_waiters = deque()
+        self._more_waiters.append(task)
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            if self._waiter is task:
+                self._pop_waiter()
+            elif self._more_waiters is not None:
+                self._more_waiters.remove(task)
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        return abort
+
+    def _abort_first(self, _: object) -> trio.lowlevel.Abort:
+        """Cancel the wait of the task that parked as the first waiter (it leaves that slot only
+        when rescheduled, so it is still there)."""
+        self._pop_waiter()
+        return trio.lowlevel.Abort.SUCCEEDED
 
     def _closed_by_peer(self, code: int | None, reason: str | None) -> None:
         if self._closed:
             return
         self._closed = True
         self.close_code, self.close_reason = code, reason
-        self._send_in.close()
+        self._close_inbox()
 
     async def send(self, data: str | bytes) -> None:
         """Send a text (str) or binary (bytes) message."""
@@ -154,20 +224,28 @@ class WebSocket:
 
     async def receive(self) -> WebSocketMessage:
         """The next message; raises :class:`WebSocketClosedError` once the socket is closed."""
-        try:
-            return await self._messages.receive()
-        except (trio.EndOfChannel, trio.ClosedResourceError):
-            raise WebSocketClosedError(self.close_code, self.close_reason) from None
+        await trio.lowlevel.checkpoint_if_cancelled()
+        message = self._take()
+        if message is None:
+            return await self._wait()
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        return message
 
     def __aiter__(self) -> AsyncIterator[WebSocketMessage]:
-        return self._iterate()
+        return self
 
-    async def _iterate(self) -> AsyncIterator[WebSocketMessage]:
-        while True:
-            try:
-                yield await self.receive()
-            except WebSocketClosedError:
-                return
+    async def __anext__(self) -> WebSocketMessage:
+        # receive() inlined (one coroutine per wait instead of an async generator, its asend
+        # and receive's own)
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+            message = self._take()
+            if message is None:
+                return await self._wait()
+            await trio.lowlevel.cancel_shielded_checkpoint()
+            return message
+        except WebSocketClosedError:
+            raise StopAsyncIteration from None
 
     def ack(self, index: int) -> None:
         """Acknowledge gateway messages up to ``index`` (hibernatable sockets only; ack only
@@ -179,7 +257,7 @@ class WebSocket:
             return
         self._closed = True
         self.close_code, self.close_reason = code, reason
-        self._send_in.close()
+        self._close_inbox()
         self._runner._ws_close(self.key, code, reason)
         await trio.lowlevel.checkpoint()
 
