@@ -111,6 +111,46 @@ WAKE = _Continue(True)
 READY = _Continue(False)
 
 
+class _Wakeup:
+    """A resettable flag one task waits on (the lifecycle task's wakeup): what a fresh
+    :class:`trio.Event` per wait would do, without its objects (set, closure, cells) per wait,
+    whose survivors would land in the collector's old generations on every wake."""
+
+    __slots__ = ("_abort_fn", "_flag", "_task")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._task: trio.lowlevel.Task | None = None
+        self._abort_fn = self._abort
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def clear(self) -> None:
+        self._flag = False
+
+    def set(self) -> None:
+        if self._flag:
+            return
+        self._flag = True
+        task = self._task
+        if task is not None:
+            self._task = None
+            trio.lowlevel.reschedule(task)
+
+    def wait(self) -> Awaitable[None]:
+        """Wait until set (a checkpoint if it is already). Await the result at once."""
+        if self._flag:
+            return trio.lowlevel.checkpoint()
+        assert self._task is None, "one waiter at a time"
+        self._task = trio.lowlevel.current_task()
+        return trio.lowlevel.wait_task_rescheduled(self._abort_fn)
+
+    def _abort(self, _: object) -> trio.lowlevel.Abort:
+        self._task = None
+        return trio.lowlevel.Abort.SUCCEEDED
+
+
 async def race(*fns: Callable[[], Awaitable[T]]) -> T:
     """Run ``fns`` concurrently; the first to return wins and the others are cancelled."""
     winner: list[T] = []
@@ -147,11 +187,12 @@ class GatewaySocket:
         self.client: trio_websocket.WebSocketConnection | None = None
         self._client_end: End | None = None
         self._client_done = trio.Event()
-        self._client_message = trio.Event()
+        #: a client message arrived while hibernating (reset when a hibernation begins)
+        self._client_message = False
         #: what :meth:`on_actor_changed` watches for: "active" (the allocation ending),
         #: "hibernating" (the actor ready or gone), or nothing
         self._watching = ""
-        self._wakeup = trio.Event()
+        self._wakeup = _Wakeup()
         #: the forwarding send in progress in the active phase (cancelled when the phase ends)
         self._send_scope: trio.CancelScope | None = None
         #: whether the keepalive task should be running (from the first hibernatable phase)
@@ -165,10 +206,17 @@ class GatewaySocket:
         self._last_upsert: float | None = None
         #: completed hibernations (observability, tests)
         self.hibernations = 0
-        self.resumed = trio.Event()
+        self._resumed: trio.Event | None = None
         #: the error the socket ended with (also logged)
         self.error: BaseException | None = None
         self.ended: End | None = None
+
+    @property
+    def resumed(self) -> trio.Event:
+        """Set at the next resume (observability, tests, benchmarks; created on demand)."""
+        if self._resumed is None:
+            self._resumed = trio.Event()
+        return self._resumed
 
     @property
     def key(self) -> tuple[bytes, bytes]:
@@ -323,7 +371,7 @@ class GatewaySocket:
                 if message is not None:
                     self._publish(message)
                 else:
-                    self._client_message.set()
+                    self._client_message = True
                     self._wakeup.set()
         except trio_websocket.ConnectionClosed as exc:
             reason = exc.reason
@@ -369,8 +417,7 @@ class GatewaySocket:
         self._watching = "active"
         try:
             while True:
-                if self._wakeup.is_set():
-                    self._wakeup = trio.Event()
+                self._wakeup.clear()
                 outcome = await self._forward_runner()
                 if outcome is not None:
                     return outcome
@@ -548,7 +595,7 @@ class GatewaySocket:
     async def _hibernate(self) -> End | None:
         """hibernation.md §6.2. Returns an :class:`End`, or None to resume (at once if messages
         are pending)."""
-        self._client_message = trio.Event()
+        self._client_message = False
         if self.state.hibernate():
             # Unacknowledged messages (e.g. published while the actor was stopping): wake it
             # at once, but persist the entry first, or the start command hydrated for the wake
@@ -589,13 +636,12 @@ class GatewaySocket:
         try:
             while True:
                 # armed before reading the actor: a transition in between sets it
-                if self._wakeup.is_set():
-                    self._wakeup = trio.Event()
+                self._wakeup.clear()
                 if self._client_done.is_set():
                     assert self._client_end is not None
                     end = self._client_end
                     return End(end.code, end.reason, tell_runner=False)
-                if self._client_message.is_set():
+                if self._client_message:
                     return WAKE
                 if self._keepalive_error is not None:
                     error = self._keepalive_error
@@ -631,8 +677,9 @@ class GatewaySocket:
         self.pending.runner_id, self.generation = runner_id, generation
         for message in self.state.resume(trio.current_time()):
             self._publish(message)
-        self.resumed.set()
-        self.resumed = trio.Event()
+        resumed, self._resumed = self._resumed, None
+        if resumed is not None:
+            resumed.set()
         log.debug(
             "resumed",
             extra={
