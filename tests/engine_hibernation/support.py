@@ -15,6 +15,7 @@ import trio_websocket
 
 from rivetpy.engine.core import EngineSettings
 from rivetpy.engine.gateway_ws import GatewaySocket
+from rivetpy.engine.hibernation import Phase
 from rivetpy.engine.server import EngineOptions, EngineServer, open_engine
 from rivetpy.runner import (
     ActorHandle,
@@ -195,3 +196,43 @@ async def sleep_actor(server: EngineServer, app: HibernatingApp, actor_id: str) 
     app.starts[-1].sleep()
     await app.stopped(count + 1)
     await wait_until(lambda: server.engine.actors[actor_id].state == "sleeping")
+
+
+@dataclass
+class OpenSocket:
+    """An engine, a runner, an actor and one client WebSocket that exchanged a first message."""
+
+    server: EngineServer
+    actor_id: str
+    ws: trio_websocket.WebSocketConnection
+    gsock: GatewaySocket
+
+
+@asynccontextmanager
+async def open_socket(
+    tmp_path: Path,
+    app: HibernatingApp,
+    *,
+    engine_settings: EngineSettings | None = None,
+    path: str = "/hws",
+    **runner: Any,
+) -> AsyncIterator[OpenSocket]:
+    """The usual start of a test: engine and runner up, an actor started, a client socket on
+    ``path`` that echoed ``a1`` (the runner processed it; acked if ``app.ack``)."""
+    async with engine_and_runner(tmp_path, app, engine_settings=engine_settings, **runner) as (
+        server,
+        _,
+    ):
+        actor_id = await create_actor(server)
+        await app.started()
+        async with client_ws(ws_url(server, actor_id, path)) as ws:
+            await ws.send_message("a1")
+            assert await ws.get_message() == "a1"
+            [gsock] = gateway_sockets(server)
+            yield OpenSocket(server, actor_id, ws, gsock)
+
+
+async def hibernate(opened: OpenSocket, app: HibernatingApp) -> None:
+    """Put the actor to sleep and wait until the gateway hibernates the socket."""
+    await sleep_actor(opened.server, app, opened.actor_id)
+    await wait_until(lambda: opened.gsock.state.phase is Phase.HIBERNATING)

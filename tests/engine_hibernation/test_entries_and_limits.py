@@ -24,6 +24,8 @@ from tests.engine_hibernation.support import (
     create_actor,
     engine_and_runner,
     gateway_sockets,
+    hibernate,
+    open_socket,
     settings,
     sleep_actor,
     wait_until,
@@ -80,24 +82,15 @@ async def test_keepalive_failure_is_surfaced(
     app = HibernatingApp()
     engine_settings = settings(hibernating_request_eligible_threshold_ms=200)
     with trio.fail_after(30):
-        async with engine_and_runner(tmp_path, app, engine_settings=engine_settings) as (
-            server,
-            _,
-        ):
-            actor_id = await create_actor(server)
-            await app.started()
-            async with client_ws(ws_url(server, actor_id, "/hws")) as ws:
-                await ws.send_message("a1")
-                assert await ws.get_message() == "a1"
-                [gsock] = gateway_sockets(server)
-                await sleep_actor(server, app, actor_id)
-                await wait_until(lambda: gsock.state.phase is Phase.HIBERNATING)
-                writer = server.api.gateway.writer
-                failing = FailingStore(writer.store)
-                writer.store = failing  # type: ignore[assignment]
-                await wait_until(lambda: ws.closed is not None)
-                assert ws.closed is not None
-                assert (ws.closed.code, ws.closed.reason) == (1011, KEEPALIVE_FAILED_REASON)
+        async with open_socket(tmp_path, app, engine_settings=engine_settings) as opened:
+            server, ws, gsock = opened.server, opened.ws, opened.gsock
+            await hibernate(opened, app)
+            writer = server.api.gateway.writer
+            failing = FailingStore(writer.store)
+            writer.store = failing  # type: ignore[assignment]
+            await wait_until(lambda: ws.closed is not None)
+            assert ws.closed is not None
+            assert (ws.closed.code, ws.closed.reason) == (1011, KEEPALIVE_FAILED_REASON)
             assert isinstance(gsock.error, KeepaliveError)
             assert isinstance(gsock.error.__cause__, StoreBackendError)
             assert failing.failures >= 2  # the keepalive tick, then the delete attempt
@@ -141,27 +134,18 @@ async def test_pending_limit_closes_the_client(tmp_path: Path) -> None:
     app = HibernatingApp()
     engine_settings: EngineSettings = settings(gateway_hws_max_pending_messages=3)
     with trio.fail_after(30):
-        async with engine_and_runner(tmp_path, app, engine_settings=engine_settings) as (
-            server,
-            _,
-        ):
-            actor_id = await create_actor(server)
-            await app.started()
-            async with client_ws(ws_url(server, actor_id, "/hws")) as ws:
-                await ws.send_message("a1")
-                assert await ws.get_message() == "a1"
-                [gsock] = gateway_sockets(server)
-                await sleep_actor(server, app, actor_id)
-                await wait_until(lambda: gsock.state.phase is Phase.HIBERNATING)
-                # hold the actor asleep: the runner is gone, so the buffer only grows
-                for session in list(server.engine.sessions.values()):
-                    session.evict()
-                await wait_until(lambda: not server.engine.sessions)
-                for i in range(5):
-                    await ws.send_message(f"m{i}")
-                await wait_until(lambda: ws.closed is not None)
-                assert ws.closed is not None
-                assert (ws.closed.code, ws.closed.reason) == (1011, PENDING_LIMIT_REASON)
+        async with open_socket(tmp_path, app, engine_settings=engine_settings) as opened:
+            server, ws = opened.server, opened.ws
+            await hibernate(opened, app)
+            # hold the actor asleep: the runner is gone, so the buffer only grows
+            for session in list(server.engine.sessions.values()):
+                session.evict()
+            await wait_until(lambda: not server.engine.sessions)
+            for i in range(5):
+                await ws.send_message(f"m{i}")
+            await wait_until(lambda: ws.closed is not None)
+            assert ws.closed is not None
+            assert (ws.closed.code, ws.closed.reason) == (1011, PENDING_LIMIT_REASON)
 
 
 async def test_engine_shutdown_while_a_socket_waits_for_the_wake(tmp_path: Path) -> None:
@@ -207,22 +191,14 @@ async def test_engine_shutdown_while_a_socket_waits_for_the_wake(tmp_path: Path)
 async def test_unacknowledged_messages_close_the_client_after_the_ack_timeout(
     tmp_path: Path,
 ) -> None:
-    app = HibernatingApp(ack=False)
+    app = HibernatingApp(ack=False)  # a1 is processed, never acknowledged
     engine_settings = settings(gateway_hws_message_ack_timeout_ms=300)
     with trio.fail_after(30):
-        async with engine_and_runner(tmp_path, app, engine_settings=engine_settings) as (
-            server,
-            _,
-        ):
-            actor_id = await create_actor(server)
-            await app.started()
-            async with client_ws(ws_url(server, actor_id, "/hws")) as ws:
-                await ws.send_message("a1")
-                assert await ws.get_message() == "a1"  # processed, never acknowledged
-                [gsock] = gateway_sockets(server)
-                await wait_until(lambda: ws.closed is not None)
-                assert ws.closed is not None
-                assert (ws.closed.code, ws.closed.reason) == (1011, ACK_TIMEOUT_REASON)
+        async with open_socket(tmp_path, app, engine_settings=engine_settings) as opened:
+            server, ws, gsock = opened.server, opened.ws, opened.gsock
+            await wait_until(lambda: ws.closed is not None)
+            assert ws.closed is not None
+            assert (ws.closed.code, ws.closed.reason) == (1011, ACK_TIMEOUT_REASON)
             await wait_until(lambda: gsock.ended is not None)
             assert len(gsock.state.pending) == 0  # closed: the buffer is dropped
             assert len(server.api.gateway.timers) == 0  # no check left armed

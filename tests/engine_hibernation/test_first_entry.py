@@ -11,13 +11,9 @@ import trio
 
 from tests.engine_hibernation.support import (
     HibernatingApp,
-    client_ws,
-    create_actor,
-    engine_and_runner,
-    gateway_sockets,
+    open_socket,
     settings,
     sleep_actor,
-    ws_url,
 )
 from tests.engine_hibernation.test_reconnect_restart import listed
 
@@ -26,21 +22,13 @@ async def test_entry_is_stored_at_once_despite_a_long_jitter(tmp_path: Path) -> 
     app = HibernatingApp()
     engine_settings = settings(hibernating_request_keepalive_jitter_ms=60_000)
     with trio.fail_after(30):
-        async with engine_and_runner(tmp_path, app, engine_settings=engine_settings) as (
-            server,
-            _,
-        ):
-            actor_id = await create_actor(server)
-            await app.started()
-            async with client_ws(ws_url(server, actor_id, "/hws")) as ws:
-                await ws.send_message("a1")
-                assert await ws.get_message() == "a1"
-                [gsock] = gateway_sockets(server)
-                with trio.fail_after(2):  # not after the (up to 60 s) jitter
-                    while gsock.key not in await listed(server, actor_id):
-                        await trio.sleep(0.01)
-                await sleep_actor(server, app, actor_id)
-                await ws.send_message("after")
-                assert await ws.get_message() == "after"
-                woken = await app.started(2)
-                assert woken.hibernating_requests == (gsock.key,)
+        async with open_socket(tmp_path, app, engine_settings=engine_settings) as opened:
+            server, actor_id, ws, gsock = opened.server, opened.actor_id, opened.ws, opened.gsock
+            with trio.fail_after(2):  # not after the (up to 60 s) jitter
+                while gsock.key not in await listed(server, actor_id):
+                    await trio.sleep(0.01)
+            await sleep_actor(server, app, actor_id)
+            await ws.send_message("after")
+            assert await ws.get_message() == "after"
+            woken = await app.started(2)
+            assert woken.hibernating_requests == (gsock.key,)

@@ -15,38 +15,28 @@ from pathlib import Path
 
 import trio
 
-from tests.engine_hibernation.support import (
-    HibernatingApp,
-    client_ws,
-    create_actor,
-    engine_and_runner,
-    ws_url,
-)
+from tests.engine_hibernation.support import HibernatingApp, open_socket
 
 
 async def test_message_racing_the_sleep_is_delivered_after_the_wake(tmp_path: Path) -> None:
     app = HibernatingApp()
     with trio.fail_after(60):
-        async with engine_and_runner(tmp_path, app) as (server, _):
-            actor_id = await create_actor(server)
-            await app.started()
-            async with client_ws(ws_url(server, actor_id, "/hws/race")) as ws:
-                await ws.send_message("first")
-                assert await ws.get_message() == "first"
-                sent = ["first"]
-                for cycle in range(1, 9):
-                    count = len(app.stops)
-                    app.starts[-1].sleep()
-                    # send as soon as the engine has the actor asleep, racing the gateway's
-                    # switch to hibernation (odd cycles), or while the runner stops it (even)
-                    await app.stopped(count + 1)
-                    if cycle % 2:
-                        while server.engine.actors[actor_id].state != "sleeping":
-                            await trio.sleep(0)
-                    text = f"racing-{cycle}"
-                    await ws.send_message(text)
-                    sent.append(text)
-                    with trio.fail_after(10):  # the bug: no echo until the 30 s ack timeout
-                        assert await ws.get_message() == text
-                    await app.started(cycle + 1)
-                assert [r.data for r in app.received] == sent
+        async with open_socket(tmp_path, app, path="/hws/race") as opened:
+            server, actor_id, ws = opened.server, opened.actor_id, opened.ws
+            sent = ["a1"]
+            for cycle in range(1, 9):
+                count = len(app.stops)
+                app.starts[-1].sleep()
+                # send as soon as the engine has the actor asleep, racing the gateway's
+                # switch to hibernation (odd cycles), or while the runner stops it (even)
+                await app.stopped(count + 1)
+                if cycle % 2:
+                    while server.engine.actors[actor_id].state != "sleeping":
+                        await trio.sleep(0)
+                text = f"racing-{cycle}"
+                await ws.send_message(text)
+                sent.append(text)
+                with trio.fail_after(10):  # the bug: no echo until the 30 s ack timeout
+                    assert await ws.get_message() == text
+                await app.started(cycle + 1)
+            assert [r.data for r in app.received] == sent
