@@ -49,18 +49,23 @@ class ActorCallError(Exception):
         super().__init__(f"{group}.{code}: {message}")
         self.group, self.code, self.message, self.metadata = group, code, message, metadata
 
+    @classmethod
+    def from_body(cls, body: dict[str, Any]) -> ActorCallError:
+        """From an error object ``{"group", "code", "message", "metadata"}``."""
+        return cls(
+            str(body.get("group")),
+            str(body.get("code")),
+            str(body.get("message")),
+            body.get("metadata"),
+        )
+
 
 def _raise_call_error(body: Any, status: int) -> None:
     err = body.get("error") if isinstance(body, dict) else None
     if err is None and isinstance(body, dict) and "group" in body and "code" in body:
         err = body  # an engine/gateway error (e.g. actor.crashed, actor.not_found)
     if isinstance(err, dict):
-        raise ActorCallError(
-            str(err.get("group")),
-            str(err.get("code")),
-            str(err.get("message")),
-            err.get("metadata"),
-        )
+        raise ActorCallError.from_body(err)
     raise ActorCallError("http", str(status), f"unexpected response (status {status})")
 
 
@@ -257,12 +262,7 @@ class ActorConnection:
                     if waiter is not None:
                         waiter.send_nowait(message)
                     elif kind == "error":
-                        err = ActorCallError(
-                            message.get("group"),
-                            message.get("code"),
-                            message.get("message"),
-                            message.get("metadata"),
-                        )
+                        err = ActorCallError.from_body(message)
                         if not started:
                             raise err
                         self.errors.append(err)
@@ -289,12 +289,7 @@ class ActorConnection:
         except trio.EndOfChannel:
             raise ActorCallError("connection", "closed", "the connection closed") from None
         if reply.get("type") == "error":
-            raise ActorCallError(
-                str(reply.get("group")),
-                str(reply.get("code")),
-                str(reply.get("message")),
-                reply.get("metadata"),
-            )
+            raise ActorCallError.from_body(reply)
         return reply.get("output")
 
     async def subscribe(self, event: str) -> None:

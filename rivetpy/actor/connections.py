@@ -144,6 +144,8 @@ class ConnectionManager:
 
     def __init__(self) -> None:
         self._conns: dict[str, Conn] = {}
+        #: hibernatable connections by their socket's tunnel key (restores look them up)
+        self._by_key: dict[TunnelKey, Conn] = {}
         self._deleted: set[str] = set()
 
     def all(self) -> list[Conn]:
@@ -153,15 +155,18 @@ class ConnectionManager:
         return self._conns.get(conn_id)
 
     def by_tunnel_key(self, key: TunnelKey) -> Conn | None:
-        for conn in self._conns.values():
-            if conn.tunnel_key == key:
-                return conn
-        return None
+        return self._by_key.get(key)
+
+    def _add(self, conn: Conn) -> None:
+        self._conns[conn.id] = conn
+        key = conn.tunnel_key
+        if key is not None:
+            self._by_key[key] = conn
 
     def new(self, params: Any, state: Any, socket: HibernatableSocket | None) -> Conn:
         dumps(state)  # refuse a state that cannot be persisted, before anything is kept
         conn = Conn(str(uuid.uuid4()), params, state, socket=socket)
-        self._conns[conn.id] = conn
+        self._add(conn)
         self._deleted.discard(conn.id)
         return conn
 
@@ -174,12 +179,15 @@ class ConnectionManager:
             socket=record.socket,
         )
         conn.mark_saved(record.encode())
-        self._conns[conn.id] = conn
+        self._add(conn)
         return conn
 
     def remove(self, conn: Conn) -> None:
         if self._conns.pop(conn.id, None) is not None and conn.hibernatable:
             self._deleted.add(conn.id)
+            key = conn.tunnel_key
+            if key is not None:
+                self._by_key.pop(key, None)
         conn.close_outbox()
 
     def broadcast(self, event: str, args: list[Any]) -> None:

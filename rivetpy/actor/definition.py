@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from rivetpy.actor.wire import ActorError
+
 if TYPE_CHECKING:
     from rivetpy.actor.connections import Conn
     from rivetpy.actor.database import Database
@@ -49,6 +51,10 @@ class UserError(Exception):
         super().__init__(message)
         self.code = code
         self.metadata = metadata
+
+    def to_actor_error(self) -> ActorError:
+        """What the caller receives: 400, group ``user``, this error's code and metadata."""
+        return ActorError(400, "user", self.code, str(self), self.metadata)
 
 
 def action(fn: F) -> F:
@@ -238,13 +244,14 @@ class Actor(Generic[S]):
         self._instance.request_destroy()
 
 
-def actions_of(cls: type[Actor[Any]]) -> dict[str, str]:
-    """Action name -> method name for every method marked with :func:`action`."""
-    out: dict[str, str] = {}
-    for attr, value in inspect.getmembers(cls):
-        if callable(value) and getattr(value, ACTION_ATTR, False):
-            out[attr] = attr
-    return out
+def actions_of(cls: type[Actor[Any]]) -> frozenset[str]:
+    """The names of the methods marked with :func:`action` (an action is called by its
+    method's name)."""
+    return frozenset(
+        attr
+        for attr, value in inspect.getmembers(cls)
+        if callable(value) and getattr(value, ACTION_ATTR, False)
+    )
 
 
 async def call_maybe_async(fn: Callable[..., Any], *args: Any) -> Any:

@@ -262,10 +262,9 @@ class ActorInstance(Generic[S]):
     # -- actions and hooks ------------------------------------------------------------------------
     async def call_action(self, name: str, args: list[Any], conn: Conn | None) -> Any:
         """Run an action; every failure becomes an :class:`ActorError` for the caller."""
-        method_name = self.actions.get(name)
-        if method_name is None:
+        if name not in self.actions:
             raise action_not_found(name)
-        method = getattr(self.actor, method_name)
+        method = getattr(self.actor, name)
         try:
             inspect.signature(method).bind(*args)
         except TypeError as exc:
@@ -276,7 +275,7 @@ class ActorInstance(Generic[S]):
             with trio.fail_after(self.options.action_timeout):
                 return await call_maybe_async(method, *args)
         except UserError as exc:
-            raise ActorError(400, "user", exc.code, str(exc), exc.metadata) from None
+            raise exc.to_actor_error() from None
         except ActorError:
             raise
         except trio.TooSlowError:

@@ -62,7 +62,7 @@ async def serve_http(inst: ActorInstance[Any], request: HttpRequest) -> HttpResp
         try:
             response = await inst.actor.on_request(request)
         except UserError as exc:
-            raise ActorError(400, "user", exc.code, str(exc), exc.metadata) from None
+            raise exc.to_actor_error() from None
         except Exception:
             log.exception("on_request failed", extra={"actor_id": inst.actor_id})
             raise wire.internal_error() from None
@@ -133,11 +133,7 @@ async def _open_connection(
             socket = HibernatableSocket(ws.key[0], ws.key[1], 0, 0, ws.path, dict(ws.headers))
         conn = inst.connections.new(params, state, socket)
     except (UserError, ActorError) as exc:
-        err = (
-            exc
-            if isinstance(exc, ActorError)
-            else ActorError(400, "user", exc.code, str(exc), exc.metadata)
-        )
+        err = exc if isinstance(exc, ActorError) else exc.to_actor_error()
         await ws.send(json.dumps(wire.error_message(err, None)))
         await ws.close(1008, f"{err.group}.{err.code}")
         return None
