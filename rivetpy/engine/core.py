@@ -337,6 +337,7 @@ class Engine:
         batch.stop_deadlines.append((actor.actor_id, actor.generation))
 
     def _destroy(self, batch: _Batch, actor: ActorRecord) -> None:
+        self.crashes.pop(actor.actor_id, None)
         actor.state = "destroyed"
         actor.runner_id = None
         actor.connectable_ts = None
