@@ -93,6 +93,26 @@ function buildCases() {
     },
   };
 
+  // The medium message with lengths that differ from entry to entry (keys of 5 to 7 bytes,
+  // values of 50 to 149 bytes, two metadata versions): no list has a uniform layout.
+  const mediumMixed = {
+    tag: "ToClientKvResponse",
+    val: {
+      requestId: 1,
+      data: {
+        tag: "KvGetResponse",
+        val: {
+          keys: range(100).map((i) => ascii(`key${i}`)),
+          values: range(100).map((i) => pattern(50 + ((i * 37) % 100), (j) => (i + j) % 256)),
+          metadata: range(100).map((i) => ({
+            version: ascii(i % 2 ? "2.3.9" : "2.3.11"),
+            updateTs: 1700000000000n + BigInt(i),
+          })),
+        },
+      },
+    },
+  };
+
   const bulk = {
     tag: "ToClientKvResponse",
     val: {
@@ -129,6 +149,7 @@ function buildCases() {
   return [
     ["small", small, proto.encodeToServer, proto.decodeToServer],
     ["medium", medium, proto.encodeToClient, proto.decodeToClient],
+    ["mixed", mediumMixed, proto.encodeToClient, proto.decodeToClient],
     ["bulk", bulk, proto.encodeToClient, proto.decodeToClient],
     ["init", init, proto.encodeToServer, proto.decodeToServer],
   ];

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import itertools
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,11 +60,48 @@ def _uvenc(n: int) -> bytes:
 
 _UV1 = tuple(bytes((i,)) for i in range(128))
 
+#: Uniform-stride lists are unpacked this many elements per ``struct`` call at most, so the
+#: cached formats stay small whatever the list length.
+UNIFORM_CHUNK = 256
+_UNIFORM_CACHE_MAX = 512
+_uniform_structs: dict[tuple[str, int], struct.Struct] = {}
+
+
+def _uniform_struct(fmt: str, count: int) -> struct.Struct:
+    key = (fmt, count)
+    packer = _uniform_structs.get(key)
+    if packer is None:
+        if len(_uniform_structs) >= _UNIFORM_CACHE_MAX:
+            _uniform_structs.clear()
+        packer = _uniform_structs[key] = struct.Struct("<" + fmt * count)
+    return packer
+
+
+def _uvals(b: bytes, p: int, n: int, s: int, fmt: str) -> Sequence[Any]:
+    """The scalars of ``n`` consecutive elements of ``s`` bytes each at ``b[p:]``, every element
+    laid out as the ``struct`` format ``fmt`` (length prefixes skipped as pad bytes)."""
+    if n <= UNIFORM_CHUNK:
+        packer = _uniform_structs.get((fmt, n))
+        if packer is None:
+            packer = _uniform_struct(fmt, n)
+        return packer.unpack_from(b, p)
+    values: list[Any] = []
+    chunk = _uniform_struct(fmt, UNIFORM_CHUNK)
+    step = UNIFORM_CHUNK * s
+    while n >= UNIFORM_CHUNK:
+        values += chunk.unpack_from(b, p)
+        p += step
+        n -= UNIFORM_CHUNK
+    if n:
+        values += _uniform_struct(fmt, n).unpack_from(b, p)
+    return values
+
 _BASE_NAMESPACE: dict[str, Any] = {
     "_Fail": _Fail,
     "_uv": _uv,
     "_uvenc": _uvenc,
     "_UV1": _UV1,
+    "_uvals": _uvals,
     "_BOOLS": (False, True),
     "_as_bytes": as_bytes,
     "_as_str": as_str,
@@ -169,6 +206,84 @@ class Gen:
     def _name(self, t: BareType, kind: str) -> str:
         base = "".join(c if c.isalnum() else "_" for c in (t.type_name or type(t).__name__))
         return f"_{kind}_{base}_{len(self._decoders) + len(self._encoders)}"
+
+    def uniform_decoder(self, t: BareType) -> str | None:
+        """Name of a function ``(b, p, n, e) -> (list, end) | None`` decoding ``n`` elements of
+        type ``t`` at once when they all have the same layout, or None if ``t`` has no flat
+        layout (:meth:`BareType.stride_segments`).
+
+        The function reads the first element's length prefixes (canonical, as everywhere),
+        which fixes its size ``s``; if every later element repeats those prefix bytes at the
+        same offsets (one strided slice per prefix byte, counted in C), every element has the
+        first one's layout, and one ``struct`` format of the whole run returns all the values.
+        Otherwise it returns None and the caller decodes element by element, so both paths
+        accept exactly the same input. Typical hits: keys of one format, SQLite pages,
+        metadata carrying one engine version."""
+        segments = t.stride_segments()
+        if segments is None:
+            return None
+        key = ("uniform", id(t))
+        name = self._const_names.get(key)
+        if name is not None:
+            return name
+        base = "".join(c if c.isalnum() else "_" for c in t.describe())
+        name = f"_u_{base}_{next(self._counter)}"
+        self._const_names[key] = name
+        self._keep.append(t)
+        body = [f"def {name}(b, p, n, e):", "    q = p"]
+        fmt = ""
+        variable: list[int] = []
+        for j, seg in enumerate(segments):
+            if seg in ("data", "str"):
+                variable.append(j)
+                body += [
+                    f"    o{j} = q - p",
+                    f"    c{j} = b[q]",
+                    f"    if c{j} < 128:",
+                    f"        l{j} = c{j}",
+                    "        q += 1",
+                    "    else:",
+                    f"        l{j}, q = _uv(b, q)",
+                    f"    k{j} = q - p - o{j}",
+                    f"    q += l{j}",
+                ]
+                fmt += f"{{k{j}}}x{{l{j}}}s"
+            else:
+                body.append(f"    q += {struct.calcsize('<' + seg)}")
+                fmt += seg
+        body += ["    s = q - p", "    end = p + n * s", "    if end > e: return None"]
+        for j in variable:
+            body += [
+                f"    if b[p + o{j}:end:s].count(c{j}) != n: return None",
+                f"    for m in range(p + o{j} + 1, p + o{j} + k{j}):",
+                "        if b[m:end:s].count(b[m]) != n: return None",
+            ]
+        body.append(f"    t = _uvals(b, p, n, s, f{fmt!r})")
+        values = [f"x{j}" for j in range(len(segments))]
+        build = getattr(t, "emit_from_segments", None)
+        if build is None:
+            # A scalar element: the values are the elements.
+            body.append(
+                "    r = [x.decode() for x in t]" if segments == ("str",) else "    r = list(t)"
+            )
+        else:
+            body.append("    r = [None] * n")
+            body.append("    i = 0")
+            if len(values) == 1:
+                body.append(f"    for {values[0]} in t:")
+            else:
+                its = ", ".join(["it"] * len(values))
+                body.append("    it = iter(t)")
+                body.append(f"    for {', '.join(values)} in zip({its}):")
+            for j, seg in enumerate(segments):
+                if seg == "str":
+                    body.append(f"        {values[j]} = {values[j]}.decode()")
+            build(self, body, "        ", "v", list(values))
+            body.append("        r[i] = v")
+            body.append("        i += 1")
+        body.append("    return r, end")
+        self.functions.append("\n".join(body))
+        return name
 
     def call_decode(self, t: BareType, out: list[str], ind: str, target: str) -> None:
         out.append(f"{ind}{target}, p = {self.decoder(t)}(b, p, e)")

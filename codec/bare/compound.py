@@ -36,6 +36,10 @@ from codec.bare.scalars import (
 if TYPE_CHECKING:
     from codec.bare.compiler import Gen
 
+#: Lists shorter than this are decoded element by element: below it, the uniform-stride
+#: decoder's fixed cost (a call, a format lookup) outweighs what it saves.
+UNIFORM_MIN = 8
+
 
 class Optional(BareType):
     """``optional<T>``: a 00 byte (absent, None) or 01 then T."""
@@ -124,6 +128,16 @@ class List(BareType):
         # The count is bounded by the input before the list is allocated at its full size
         # (an indexed store is cheaper than an append call).
         out.append(f"{ind}if {n} * {self.inner.min_size} > e - p: raise _Fail")
+        uniform = g.uniform_decoder(self.inner)
+        if uniform is not None:
+            # Elements that all encode to the same bytes layout are decoded at once (see
+            # Gen.uniform_decoder); anything else, element by element below.
+            u = g.tmp()
+            out.append(f"{ind}{u} = {uniform}(b, p, {n}, e) if {n} >= {UNIFORM_MIN} else None")
+            out.append(f"{ind}if {u} is not None:")
+            out.append(f"{ind}    {target}, p = {u}")
+            out.append(f"{ind}else:")
+            ind += "    "
         out.append(f"{ind}{target} = [None] * {n}")
         out.append(f"{ind}for {i} in range({n}):")
         self.inner.emit_decode(g, out, ind + "    ", item)
@@ -345,7 +359,6 @@ class Struct(_Inline):
         return obj
 
     def emit_decode_body(self, g: Gen, out: list[str], ind: str, target: str) -> None:
-        cls = g.const(self.cls, self.type_name or "struct")
         names: list[str] = []
         i = 0
         while i < len(self.fields):
@@ -366,6 +379,13 @@ class Struct(_Inline):
             self.fields[i].type.emit_decode(g, out, ind, name)
             names.append(name)
             i += 1
+        self.emit_construct(g, out, ind, target, names)
+
+    def emit_construct(
+        self, g: Gen, out: list[str], ind: str, target: str, names: list[str]
+    ) -> None:
+        """Build the value in ``target`` from its fields' decoded values in locals ``names``."""
+        cls = g.const(self.cls, self.type_name or "struct")
         twin = g.twin(self.cls, [f.attr for f in self.fields]) if self.fields else None
         slots = [self.cls.__dict__.get(f.attr) for f in self.fields]
         if twin is not None:
@@ -382,6 +402,32 @@ class Struct(_Inline):
                 out.append(f"{ind}{setter}({target}, {name})")
         else:
             out.append(f"{ind}{target} = {cls}({', '.join(names)})")
+
+    def stride_segments(self) -> tuple[str, ...] | None:
+        if not self.fields:
+            return None
+        segments: list[str] = []
+        for f in self.fields:
+            inner = f.type.stride_segments()
+            if inner is None:
+                return None
+            segments += inner
+        return tuple(segments)
+
+    def emit_from_segments(
+        self, g: Gen, out: list[str], ind: str, target: str, values: list[str]
+    ) -> None:
+        """Build the value in ``target`` from the decoded scalars of :meth:`stride_segments`,
+        taken in order from the front of ``values`` (locals; ``str`` ones already decoded)."""
+        names: list[str] = []
+        for f in self.fields:
+            if isinstance(f.type, Struct):
+                name = g.tmp()
+                f.type.emit_from_segments(g, out, ind, name, values)
+                names.append(name)
+            else:
+                names.append(values.pop(0))
+        self.emit_construct(g, out, ind, target, names)
 
     def emit_encode_body(self, g: Gen, out: list[str], ind: str, src: str) -> None:
         cls = g.const(self.cls, self.type_name or "struct")

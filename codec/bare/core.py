@@ -101,6 +101,14 @@ class BareType(Construct):  # type: ignore[type-arg]
         with ``a(...)``."""
         raise NotImplementedError
 
+    def stride_segments(self) -> tuple[str, ...] | None:
+        """The value's wire layout as segments, one per decoded scalar: ``"data"`` or ``"str"``
+        for a length-prefixed field, a ``struct`` format code (``"q"``, ``"16s"``) for a
+        fixed-width one. Lists of a type with such a layout get a uniform-stride decoder (see
+        :meth:`codec.bare.compiler.Gen.uniform_decoder`). None: no flat layout (varints, bools,
+        optionals, unions, nested lists...)."""
+        return None
+
     # -- Construct's own .compile() ---------------------------------------------------------
     def _emitparse(self, code: Any) -> str:
         """Link the emitted index-based decoder into Construct's compiled code (stream form)."""

@@ -231,6 +231,9 @@ class FixedInt(BareType):
     def describe(self) -> str:
         return self.bare_name
 
+    def stride_segments(self) -> tuple[str, ...] | None:
+        return (self.packer.format[1:],)
+
 
 class Bool(BareType):
     """``bool``: exactly one byte, 00 or 01."""
@@ -302,6 +305,9 @@ class Data(BareType):
     def describe(self) -> str:
         return "data"
 
+    def stride_segments(self) -> tuple[str, ...] | None:
+        return ("data",)
+
 
 class Str(BareType):
     """``str``: uint byte length, then strict UTF-8."""
@@ -344,6 +350,9 @@ class Str(BareType):
 
     def describe(self) -> str:
         return "str"
+
+    def stride_segments(self) -> tuple[str, ...] | None:
+        return ("str",)
 
 
 class FixedData(BareType):
@@ -393,6 +402,9 @@ class FixedData(BareType):
 
     def describe(self) -> str:
         return f"data[{self.length}]"
+
+    def stride_segments(self) -> tuple[str, ...] | None:
+        return (f"{self.length}s",)
 
 
 class Void(BareType):

@@ -669,6 +669,19 @@ vec(
   ),
 );
 
+vec(
+  "ToServer",
+  "kv put 9 uniform entries, two-byte value lengths",
+  kvReq(
+    ID,
+    34,
+    U("KvPutRequest", {
+      keys: range(9).map((i) => b(8, 1, i)),
+      values: range(9).map((i) => pat(200, (j) => i ^ j)),
+    }),
+  ),
+);
+
 vec("ToServer", "kv delete empty", kvReq(ID, 40, U("KvDeleteRequest", { keys: [] })));
 vec("ToServer", "kv delete several", kvReq(ID, 41, U("KvDeleteRequest", { keys: [b(1), b(), pat(128)] })));
 
@@ -937,6 +950,45 @@ vec(
       keys: range(130).map((i) => u(`key-${pad(i, 4)}`)),
       values: range(130).map((i) => pat(i, (j) => i + j)),
       metadata: range(130).map((i) => meta("2.3.10", TS + BigInt(i))),
+    }),
+  ),
+);
+// Lists whose elements all share one layout (rivetpy decodes those in one pass), around the
+// edges of that pass: more than one 256-element chunk, two-byte length prefixes, one element
+// that breaks the pattern at the end, in the middle, or in a later field of the element.
+vec(
+  "ToClient",
+  "kv get response 260 uniform entries",
+  kvResp(
+    11,
+    U("KvGetResponse", {
+      keys: range(260).map((i) => b(8, 1, i >> 8, i & 0xff)),
+      values: range(260).map((i) => b(i & 0xff)),
+      metadata: range(260).map((i) => meta("2.3.11", TS + BigInt(i))),
+    }),
+  ),
+);
+vec(
+  "ToClient",
+  "kv get response uniform but the last entry",
+  kvResp(
+    12,
+    U("KvGetResponse", {
+      keys: range(12).map((i) => u(i === 11 ? "key-longer" : `key-${pad(i, 2)}`)),
+      values: range(12).map((i) => pat(i === 11 ? 129 : 128, (j) => i * j)),
+      metadata: range(12).map((i) => meta(i === 11 ? "2.3.9" : "2.3.11", TS - BigInt(i))),
+    }),
+  ),
+);
+vec(
+  "ToClient",
+  "kv list response uniform but one metadata version in the middle",
+  kvResp(
+    13,
+    U("KvListResponse", {
+      keys: range(9).map((i) => b(8, 1, i)),
+      values: range(9).map(() => b()),
+      metadata: range(9).map((i) => meta(i === 4 ? "2.3.1" : "2.3.11", I64_MIN + BigInt(i))),
     }),
   ),
 );
