@@ -78,55 +78,39 @@ function buildCases() {
     },
   };
 
-  const medium = {
+  const kvResponse = (requestId, tag, keys, values, metadata) => ({
     tag: "ToClientKvResponse",
-    val: {
-      requestId: 1,
-      data: {
-        tag: "KvGetResponse",
-        val: {
-          keys: range(100).map(key),
-          values: range(100).map((i) => pattern(100, (j) => (i + j) % 256)),
-          metadata: range(100).map(kvMeta),
-        },
-      },
-    },
-  };
+    val: { requestId, data: { tag, val: { keys, values, metadata } } },
+  });
 
-  // The medium message with lengths that differ from entry to entry (keys of 5 to 7 bytes,
+  const medium = kvResponse(
+    1,
+    "KvGetResponse",
+    range(100).map(key),
+    range(100).map((i) => pattern(100, (j) => (i + j) % 256)),
+    range(100).map(kvMeta),
+  );
+
+  // The medium message with lengths that differ from entry to entry (keys of 4 to 5 bytes,
   // values of 50 to 149 bytes, two metadata versions): no list has a uniform layout.
-  const mediumMixed = {
-    tag: "ToClientKvResponse",
-    val: {
-      requestId: 1,
-      data: {
-        tag: "KvGetResponse",
-        val: {
-          keys: range(100).map((i) => ascii(`key${i}`)),
-          values: range(100).map((i) => pattern(50 + ((i * 37) % 100), (j) => (i + j) % 256)),
-          metadata: range(100).map((i) => ({
-            version: ascii(i % 2 ? "2.3.9" : "2.3.11"),
-            updateTs: 1700000000000n + BigInt(i),
-          })),
-        },
-      },
-    },
-  };
+  const mediumMixed = kvResponse(
+    1,
+    "KvGetResponse",
+    range(100).map((i) => ascii(`key${i}`)),
+    range(100).map((i) => pattern(50 + ((i * 37) % 100), (j) => (i + j) % 256)),
+    range(100).map((i) => ({
+      version: ascii(i % 2 ? "2.3.9" : "2.3.11"),
+      updateTs: 1700000000000n + BigInt(i),
+    })),
+  );
 
-  const bulk = {
-    tag: "ToClientKvResponse",
-    val: {
-      requestId: 2,
-      data: {
-        tag: "KvListResponse",
-        val: {
-          keys: range(256).map(key),
-          values: range(256).map((i) => pattern(4096, (j) => (i * 7 + j) % 256)),
-          metadata: range(256).map(kvMeta),
-        },
-      },
-    },
-  };
+  const bulk = kvResponse(
+    2,
+    "KvListResponse",
+    range(256).map(key),
+    range(256).map((i) => pattern(4096, (j) => (i * 7 + j) % 256)),
+    range(256).map(kvMeta),
+  );
 
   const init = {
     tag: "ToServerInit",
