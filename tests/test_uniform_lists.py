@@ -261,6 +261,8 @@ BAD_RUNS = [
     pytest.param(List(v7.BARE_KvMetadata),
                  bytes.fromhex("09" + ("01 41" + "00" * 8) * 8 + "01 41" + "00" * 7),
                  id="struct-run-cut-in-the-fixed-tail"),
+    # every element claims 2**63 - 1 bytes: no format is built from such a length
+    pytest.param(List(DATA), _run("ffffffffffffffff7f", "", 10), id="huge-length-in-every-element"),
     # a three-byte length prefix with a trailing zero byte (non-canonical) on every element
     pytest.param(List(DATA), _run("80 80 00", "", 8), id="noncanonical-3-byte-prefix"),
 ]

@@ -251,6 +251,8 @@ class Gen:
             else:
                 body.append(f"    q += {struct.calcsize('<' + seg)}")
                 fmt += seg
+        # The lengths read above are unchecked until here: the whole run must fit in the input
+        # before a struct format is built from them.
         body += ["    s = q - p", "    end = p + n * s", "    if end > e: return None"]
         for j in variable:
             body += [
