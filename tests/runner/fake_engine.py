@@ -4,6 +4,8 @@ mock clock (no sockets, so ``autojump_clock`` cannot jump past real network wait
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,6 +15,7 @@ import trio_websocket
 
 import codec
 from codec import v8
+from rivetpy.runner import Runner, RunnerApp, RunnerOptions, open_runner
 
 METADATA = v8.ProtocolMetadata(15_000, 30_000, None)
 
@@ -101,3 +104,14 @@ class FakeEngine:
         )
         self._new_send.send_nowait(conn)
         return ws
+
+
+@asynccontextmanager
+async def run_against(
+    engine: FakeEngine, app: RunnerApp, options: RunnerOptions, *, timeout: float
+) -> AsyncIterator[Runner]:
+    """A runner connected through ``engine`` for the block (no graceful exit), the whole block
+    failing after ``timeout`` seconds of the (mock) clock."""
+    with trio.fail_after(timeout):
+        async with open_runner(options, app, connect=engine.connect, graceful_exit=False) as runner:
+            yield runner

@@ -16,9 +16,8 @@ from rivetpy.runner import (
     RunnerOptions,
     WebSocket,
     WebSocketOpen,
-    open_runner,
 )
-from tests.runner.fake_engine import FakeConnection, FakeEngine
+from tests.runner.fake_engine import FakeConnection, FakeEngine, run_against
 
 ACTOR = "actor-1"
 GW, REQ = b"\x01\x02\x03\x04", b"\x0a\x0b\x0c\x0d"
@@ -117,10 +116,9 @@ async def test_v8_start_exposes_preloaded_kv_and_v7_does_not(
         app = App()
         app.gate.set()
         opts = RunnerOptions("http://e", "py", protocol_version=version)
-        with trio.fail_after(10):
-            async with open_runner(opts, app, connect=engine.connect, graceful_exit=False):
-                await boot(engine, app, start(preloaded=preloaded))
-                await app.started.wait()
+        async with run_against(engine, app, opts, timeout=10):
+            await boot(engine, app, start(preloaded=preloaded))
+            await app.started.wait()
         assert app.preloaded == [expected]
         assert app.handle is not None and app.handle.input == b"in"
 
@@ -130,18 +128,15 @@ async def test_requests_wait_for_the_start_callback_then_stream_in(
 ) -> None:
     engine = FakeEngine()
     app = App()
-    with trio.fail_after(10):
-        async with open_runner(
-            RunnerOptions("http://e", "py"), app, connect=engine.connect, graceful_exit=False
-        ):
-            conn = await boot(engine, app, start())
-            await conn.send(tunnel(v8.ToClientRequestStart(ACTOR, "POST", "/up", {}, b"12", True)))
-            await conn.send(tunnel(v8.ToClientRequestChunk(b"34", False), 1))
-            await trio.sleep(1)
-            assert not responses(conn), "no response before the actor started"
-            app.gate.set()
-            await conn.send(tunnel(v8.ToClientRequestChunk(b"56", True), 2))
-            resp = await conn.next_of(v8.ToServerTunnelMessage)
+    async with run_against(engine, app, RunnerOptions("http://e", "py"), timeout=10):
+        conn = await boot(engine, app, start())
+        await conn.send(tunnel(v8.ToClientRequestStart(ACTOR, "POST", "/up", {}, b"12", True)))
+        await conn.send(tunnel(v8.ToClientRequestChunk(b"34", False), 1))
+        await trio.sleep(1)
+        assert not responses(conn), "no response before the actor started"
+        app.gate.set()
+        await conn.send(tunnel(v8.ToClientRequestChunk(b"56", True), 2))
+        resp = await conn.next_of(v8.ToServerTunnelMessage)
     assert app.bodies == [b"123456"]
     assert resp.message_kind == v8.ToServerResponseStart(
         200, {"content-length": "6"}, b"123456", False
@@ -155,17 +150,14 @@ async def test_abort_cancels_the_handler_and_sends_nothing(
     engine = FakeEngine()
     app = App()
     app.gate.set()
-    with trio.fail_after(10):
-        async with open_runner(
-            RunnerOptions("http://e", "py"), app, connect=engine.connect, graceful_exit=False
-        ):
-            conn = await boot(engine, app, start())
-            await app.started.wait()
-            await conn.send(tunnel(v8.ToClientRequestStart(ACTOR, "GET", "/hang", {}, None, False)))
-            await trio.sleep(1)
-            await conn.send(tunnel(v8.ToClientRequestAbort(), 1))
-            await app.cancelled.wait()
-            await trio.sleep(1)
+    async with run_against(engine, app, RunnerOptions("http://e", "py"), timeout=10):
+        conn = await boot(engine, app, start())
+        await app.started.wait()
+        await conn.send(tunnel(v8.ToClientRequestStart(ACTOR, "GET", "/hang", {}, None, False)))
+        await trio.sleep(1)
+        await conn.send(tunnel(v8.ToClientRequestAbort(), 1))
+        await app.cancelled.wait()
+        await trio.sleep(1)
     assert responses(conn) == []
 
 
@@ -177,14 +169,13 @@ async def test_streamed_response_is_buffered_by_default_and_chunked_on_request(
         app = App()
         app.gate.set()
         opts = RunnerOptions("http://e", "py", stream_http_responses=streaming)
-        with trio.fail_after(10):
-            async with open_runner(opts, app, connect=engine.connect, graceful_exit=False):
-                conn = await boot(engine, app, start())
-                await app.started.wait()
-                await conn.send(
-                    tunnel(v8.ToClientRequestStart(ACTOR, "GET", "/stream", {}, None, False))
-                )
-                await trio.sleep(2)
+        async with run_against(engine, app, opts, timeout=10):
+            conn = await boot(engine, app, start())
+            await app.started.wait()
+            await conn.send(
+                tunnel(v8.ToClientRequestStart(ACTOR, "GET", "/stream", {}, None, False))
+            )
+            await trio.sleep(2)
         kinds = [m.message_kind for m in responses(conn)]
         if not streaming:
             body = b"a" * 10 + b"b" * 10 + b"c"
@@ -210,22 +201,19 @@ async def test_hibernatable_socket_acks_each_message_and_survives_stop(
     engine = FakeEngine()
     app = App()
     app.gate.set()
-    with trio.fail_after(10):
-        async with open_runner(
-            RunnerOptions("http://e", "py"), app, connect=engine.connect, graceful_exit=False
-        ):
-            conn = await boot(engine, app, start())
-            await app.started.wait()
-            await conn.send(tunnel(v8.ToClientWebSocketOpen(ACTOR, "/hib", {})))
-            for i in (1, 2, 2, 3):  # 2 is a replayed duplicate
-                await conn.send(tunnel(v8.ToClientWebSocketMessage(b"m%d" % i, True), i))
-            await trio.sleep(1)
-            await conn.send(
-                v8.ToClientCommands(
-                    [v8.CommandWrapper(v8.ActorCheckpoint(ACTOR, 1, 1), v8.CommandStopActor())]
-                )
+    async with run_against(engine, app, RunnerOptions("http://e", "py"), timeout=10):
+        conn = await boot(engine, app, start())
+        await app.started.wait()
+        await conn.send(tunnel(v8.ToClientWebSocketOpen(ACTOR, "/hib", {})))
+        for i in (1, 2, 2, 3):  # 2 is a replayed duplicate
+            await conn.send(tunnel(v8.ToClientWebSocketMessage(b"m%d" % i, True), i))
+        await trio.sleep(1)
+        await conn.send(
+            v8.ToClientCommands(
+                [v8.CommandWrapper(v8.ActorCheckpoint(ACTOR, 1, 1), v8.CommandStopActor())]
             )
-            await trio.sleep(1)
+        )
+        await trio.sleep(1)
     kinds = [m.message_kind for m in responses(conn)]
     assert kinds[0] == v8.ToServerWebSocketOpen(True)
     assert app.ws_messages == [(b"m1", 1), (b"m2", 2), (b"m3", 3)]
@@ -244,17 +232,14 @@ async def test_restored_socket_continues_from_the_persisted_index(
     app = App()
     app.restore_indexes = (7, 4)
     app.gate.set()
-    with trio.fail_after(10):
-        async with open_runner(
-            RunnerOptions("http://e", "py"), app, connect=engine.connect, graceful_exit=False
-        ):
-            conn = await boot(engine, app, start(2, hibernating=[v8.HibernatingRequest(GW, REQ)]))
-            await conn.send(tunnel(v8.ToClientWebSocketMessage(b"old", True), 7))  # already seen
-            await conn.send(tunnel(v8.ToClientWebSocketMessage(b"new", True), 8))
-            await app.started.wait()
-            await trio.sleep(1)
-            await conn.send(tunnel(v8.ToClientWebSocketMessage(b"gap", True), 10))
-            await trio.sleep(1)
+    async with run_against(engine, app, RunnerOptions("http://e", "py"), timeout=10):
+        conn = await boot(engine, app, start(2, hibernating=[v8.HibernatingRequest(GW, REQ)]))
+        await conn.send(tunnel(v8.ToClientWebSocketMessage(b"old", True), 7))  # already seen
+        await conn.send(tunnel(v8.ToClientWebSocketMessage(b"new", True), 8))
+        await app.started.wait()
+        await trio.sleep(1)
+        await conn.send(tunnel(v8.ToClientWebSocketMessage(b"gap", True), 10))
+        await trio.sleep(1)
     assert app.ws_messages == [(b"new", 8)]
     out = responses(conn)
     assert [(m.message_id.message_index, m.message_kind) for m in out] == [
@@ -279,26 +264,23 @@ async def test_non_hibernatable_socket_is_closed_locally_when_the_actor_stops(
 
     app = StopApp()
     app.gate.set()
-    with trio.fail_after(10):
-        async with open_runner(
-            RunnerOptions("http://e", "py"), app, connect=engine.connect, graceful_exit=False
-        ):
-            conn = await boot(engine, app, start())
-            await app.started.wait()
-            await conn.send(tunnel(v8.ToClientWebSocketOpen(ACTOR, "/plain", {})))
-            await trio.sleep(1)
-            assert app.handle is not None
-            app.handle.sleep()
+    async with run_against(engine, app, RunnerOptions("http://e", "py"), timeout=10):
+        conn = await boot(engine, app, start())
+        await app.started.wait()
+        await conn.send(tunnel(v8.ToClientWebSocketOpen(ACTOR, "/plain", {})))
+        await trio.sleep(1)
+        assert app.handle is not None
+        app.handle.sleep()
+        intent = await conn.next_of(v8.ToServerEvents)
+        while not isinstance(intent.value[0].inner, v8.EventActorIntent):
             intent = await conn.next_of(v8.ToServerEvents)
-            while not isinstance(intent.value[0].inner, v8.EventActorIntent):
-                intent = await conn.next_of(v8.ToServerEvents)
-            assert intent.value[0].inner == v8.EventActorIntent(v8.ActorIntentSleep())
-            await conn.send(
-                v8.ToClientCommands(
-                    [v8.CommandWrapper(v8.ActorCheckpoint(ACTOR, 1, 1), v8.CommandStopActor())]
-                )
+        assert intent.value[0].inner == v8.EventActorIntent(v8.ActorIntentSleep())
+        await conn.send(
+            v8.ToClientCommands(
+                [v8.CommandWrapper(v8.ActorCheckpoint(ACTOR, 1, 1), v8.CommandStopActor())]
             )
-            await trio.sleep(1)
+        )
+        await trio.sleep(1)
     assert stopped == [StopReason.COMMAND]
     kinds = [m.message_kind for m in responses(conn)]
     assert kinds == [v8.ToServerWebSocketOpen(False)], "closed locally, nothing sent"
