@@ -7,6 +7,10 @@ once). Anonymous types (optional, list, map, scalars) are emitted inline. The co
 from the Construct definitions, so those stay the single source of truth; the generated source
 is kept on the result for inspection.
 
+A list whose element type has a flat layout (data, str, fixed-width fields and structs of
+them) also gets a uniform-stride decoder (:meth:`Gen.uniform_decoder`): when every element
+repeats the first one's length prefixes, the whole run is unpacked with one ``struct`` format.
+
 Emitted code signals failure by raising anything (the private ``_Fail``, ``IndexError`` from
 ``b[p]`` past the end, ``struct.error``, ``UnicodeDecodeError``...). It is never exposed: the
 codec catches the failure and re-runs the interpreted path, which reports the precise path.
@@ -95,6 +99,7 @@ def _uvals(b: bytes, p: int, n: int, s: int, fmt: str) -> Sequence[Any]:
     if n:
         values += _uniform_struct(fmt, n).unpack_from(b, p)
     return values
+
 
 _BASE_NAMESPACE: dict[str, Any] = {
     "_Fail": _Fail,
