@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 from codec import convert as _convert
-from codec.bare import BareBuildError, BareParseError, BareType, compile_type
+from codec.bare import BareBuildError, BareParseError, BareType, Union, compile_type
 from codec.errors import DecodeError, EncodeError
 from codec.generated import v7, v8
 
@@ -292,6 +292,20 @@ class _Fast:
     #: the layout is the latest's (no conversion needed)
     same: bool
     entry: _Entry
+    #: classes of the union members this layout shares with the latest (the same definition,
+    #: imported by the newer generated module): their values need no conversion either way
+    shared: frozenset[type]
+
+
+def _shared_members(layout: BareType, latest: BareType) -> frozenset[type]:
+    if layout is latest or not (isinstance(layout, Union) and isinstance(latest, Union)):
+        return frozenset()
+    shared: set[type] = set()
+    for member in layout.members:
+        tag = latest.by_name.get(member.type_name)
+        if tag is not None and latest.members[tag] is member:
+            shared.add(member.cls)
+    return frozenset(shared)
 
 
 class TopLevel(Generic[T]):
@@ -312,7 +326,11 @@ class TopLevel(Generic[T]):
             entry = _entry(self.name, version, error)
             compiled = compile_type(entry.layout)
             fast = _Fast(
-                compiled.decode_all, compiled.encode_all, entry.layout is entry.latest, entry
+                compiled.decode_all,
+                compiled.encode_all,
+                entry.layout is entry.latest,
+                entry,
+                _shared_members(entry.layout, entry.latest),
             )
             self._fast_by_version[version] = fast
         return fast
@@ -328,7 +346,7 @@ class TopLevel(Generic[T]):
             except Exception:
                 pass
             else:
-                if fast.same:
+                if fast.same or value.__class__ in fast.shared:
                     result: T = value
                     return result
                 upgraded: T = _upgrade_entry(fast.entry, value)
@@ -341,7 +359,7 @@ class TopLevel(Generic[T]):
             fast = self._fast_by_version[version]
         except KeyError:
             fast = self._path(version, EncodeError)
-        if fast.same:
+        if fast.same or value.__class__ in fast.shared:
             try:
                 out = fast.encode_all(value)
             except Exception:

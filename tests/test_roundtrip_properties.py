@@ -31,10 +31,23 @@ from codec.bare import (
     compile_type,
 )
 from codec.bare.scalars import uvarint_bytes
+from codec.errors import DecodeError
 from codec.generated import v7, v8
 from tests.strategies import values_for
 
 PER_TYPE = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+#: The typed hot-path API per top-level type (``codec.TO_CLIENT`` and friends)
+API: dict[str, versioned.TopLevel[Any]] = {
+    top.name: top
+    for top in (
+        versioned.TO_CLIENT,
+        versioned.TO_SERVER,
+        versioned.TO_RUNNER,
+        versioned.TO_GATEWAY,
+        versioned.TO_SERVERLESS_SERVER,
+        versioned.ACTOR_COMMAND_KEY_DATA,
+    )
+}
 TOP = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 MODULES = {7: v7, 8: v8}
@@ -243,6 +256,9 @@ def test_v7_upgrade_then_downgrade_is_identity(name: str) -> None:
         data = versioned.encode_raw(name, value, 7)
         assert versioned.decode(name, data, 7) == up
         assert versioned.encode(name, up, 7) == data
+        # the hot path (members shared by v7 and v8 skip the conversion) agrees
+        assert API[name].decode(data, 7) == up
+        assert API[name].encode(up, 7) == data
         # the upgraded value never carries preloaded KV
         assert strip_preloaded(versioned.bare_type(name, 8), up) == up
 
@@ -259,6 +275,7 @@ def test_v8_downgrade_drops_exactly_preloaded_kv(name: str) -> None:
         down = versioned.downgrade(name, value, 7)
         assert versioned.upgrade(name, down, 7) == strip_preloaded(t8, value)
         assert versioned.encode(name, value, 7) == versioned.encode_raw(name, down, 7)
+        assert API[name].encode(value, 7) == versioned.encode_raw(name, down, 7)
 
     check()
 
@@ -320,3 +337,18 @@ def test_spec_example_8_3_v7_is_the_v8_prefix() -> None:
     assert versioned.encode("ToClient", strip_preloaded(v8.BARE_ToClient, msg), 8) == (
         v7_hex + b"\x00"
     )
+
+
+def test_only_members_defined_once_for_both_versions_skip_the_conversion() -> None:
+    """The hot path passes v7 values through unconverted exactly for the union members that v8
+    imports from v7; a member that changed (it carries CommandStartActor) is converted."""
+    client = versioned.TO_CLIENT
+    client.decode(versioned.encode("ToClient", v8.ToClientPing(1), 7), 7)
+    shared = client._fast_by_version[7].shared
+    assert v8.ToClientKvResponse in shared and v8.ToClientPing in shared
+    assert v8.ToClientCommands not in shared and v7.ToClientCommands not in shared
+    assert API["ToServer"]._path(7, DecodeError).same  # ToServer did not change
+    start = v8.CommandStartActor(v8.ActorConfig("a", None, 0, None), [], None)
+    commands = v8.ToClientCommands([v8.CommandWrapper(v8.ActorCheckpoint("x", 1, 0), start)])
+    decoded = client.decode(client.encode(commands, 7), 7)
+    assert decoded == commands and type(decoded.value[0].inner) is v8.CommandStartActor
