@@ -1,6 +1,7 @@
 """Hibernatable WebSockets on the embedded engine: a client message to a sleeping actor.
 
-    python bench/hibernation.py [--sockets 1,100,1000] [--rounds 20] [--no-probe] [--gc-freeze]
+    python bench/hibernation.py [--sockets 1,100,1000] [--rounds 20] [--no-probe]
+                                [--gc idle|default|freeze] [--idle-gap 0.5]
 
 Two processes on loopback, as in a deployment where the clients are elsewhere:
 
@@ -15,9 +16,9 @@ Two processes on loopback, as in a deployment where the clients are elsewhere:
 For each count N, one actor holds N hibernatable client sockets; before the first round the
 bench waits until every socket's hibernation entry is stored (its keepalive's first upsert comes
 up to the 128 ms keepalive jitter after the open; a socket slept before that is not listed in the
-start command, and the runner drops its messages). Each round puts the actor to
-sleep, waits until every gateway socket hibernates, then the client process sends one text
-message on socket 0 (time t0). All times are ``time.monotonic()`` (one clock for both
+start command, and the runner drops its messages). Each round puts the actor to sleep, waits
+until every gateway socket hibernates and then ``--idle-gap``, then the client process sends one
+text message on socket 0 (time t0). All times are ``time.monotonic()`` (one clock for both
 processes) and measured from t0:
 
   start    the runner's ``on_actor_start`` entered (engine: wake, start command hydrated with
@@ -42,10 +43,15 @@ Printed: median and p99 (nearest rank) per N and metric, then the overhead of N 
 the actor start by three definitions (target: < 100 ms for N = 1000): median ``replay(N) -
 replay(1)``, median ``all_net(N) - all_net(1)``, median ``after(N)``.
 
-``--gc-freeze`` is a tuning option, not the default: the server process calls ``gc.collect()``
-and ``gc.freeze()`` once its N sockets are open, so the long-lived engine/runner/socket objects
-leave the collector's generations. ``--profile FILE`` writes a cProfile of the measured rounds of
-the largest N (server process only).
+``--gc`` picks the server process's garbage-collection policy: ``idle`` (the default, what
+``rivetpy dev`` and ``rivetpy engine`` run) moves full collections to quiet moments
+(``rivetpy.idle_gc``); ``default`` leaves the interpreter's own policy, whose full collection
+(about 170 ms with 1000 sockets) lands in about one wake in ten; ``freeze`` is a tuning
+experiment: ``gc.collect()`` and ``gc.freeze()`` once the N sockets are open, so the long-lived
+objects leave the collector's generations. ``--idle-gap`` (0.5 s) is the quiet time between
+the actor's sleep and the client's message (an actor sleeps because it went idle; the message
+comes later). ``--profile FILE`` writes a cProfile of the measured rounds of the largest N
+(server process only).
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ import trio  # noqa: E402
 from rivetpy.engine.core import EngineSettings  # noqa: E402
 from rivetpy.engine.hibernation import Phase  # noqa: E402
 from rivetpy.engine.server import EngineOptions, EngineServer, open_engine  # noqa: E402
+from rivetpy.idle_gc import collect_when_idle  # noqa: E402
 from rivetpy.runner import (  # noqa: E402
     ActorHandle,
     RunnerApp,
@@ -187,7 +194,8 @@ async def measure(
     n: int,
     rounds: int,
     probe: bool,
-    freeze: bool,
+    gc_policy: str,
+    idle_gap: float,
     profile: cProfile.Profile | None = None,
 ) -> dict[str, list[float]]:
     api = EngineClient(server.endpoint, timeout=30.0)
@@ -209,7 +217,7 @@ async def measure(
     # jitter (128 ms) after the open; a socket put to sleep before that is not listed in the
     # start command and the runner drops its messages. Wait for every entry.
     await wait_until(lambda: all(getattr(s, "_last_upsert", None) is not None for s in mine))
-    if freeze:
+    if gc_policy == "freeze":
         gc.collect()
         gc.freeze()
     for _ in range(rounds):
@@ -217,7 +225,9 @@ async def measure(
         app.handles[-1].sleep()
         await app.stopped.wait()
         await wait_until(lambda: all(s.state.phase is Phase.HIBERNATING for s in mine))
-        await trio.sleep(0.02)  # let the hibernation keepalives' first writes settle
+        # The actor slept because it was idle; the client's message comes some time later.
+        # The gap also settles the hibernation keepalives' first writes.
+        await trio.sleep(idle_gap)
         app.started = trio.Event()
         app.start_entered = app.start_exited = app.message_at = None
         resumed_at = 0.0
@@ -259,19 +269,26 @@ async def measure(
             results["probes"].append(awake["ms"])
             results["all_net"].append(results["all"][-1] - awake["ms"])
     await clients.call(op="close")
-    if freeze:
+    if gc_policy == "freeze":
         gc.unfreeze()
     gc.callbacks.remove(pauses)
     return results
 
 
 async def main(
-    counts: list[int], rounds: int, probe: bool, freeze: bool, profile_to: str | None
+    counts: list[int],
+    rounds: int,
+    probe: bool,
+    gc_policy: str,
+    idle_gap: float,
+    profile_to: str | None,
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = EngineSettings(ready_timeout=60.0)
         opts = EngineOptions(data_dir=Path(tmp), port=0, settings=settings)
-        async with open_engine(opts) as server:
+        async with open_engine(opts) as server, trio.open_nursery() as background:
+            if gc_policy == "idle":
+                background.start_soon(collect_when_idle)
             app = App()
             ropts = RunnerOptions(
                 server.endpoint,
@@ -287,12 +304,19 @@ async def main(
             async with open_runner(ropts, app, graceful_exit=False) as runner:
                 await runner.wait_connected()
                 medians: dict[int, dict[str, float]] = {}
-                variant = "server gc.freeze() after setup (tuning)" if freeze else "default gc"
-                print(f"# clients in a child process; {variant}; probes {'on' if probe else 'off'}")
+                variant = {
+                    "idle": "full collections when idle (rivetpy.idle_gc, as rivetpy dev runs)",
+                    "default": "the interpreter's default gc",
+                    "freeze": "server gc.freeze() after setup (tuning experiment)",
+                }[gc_policy]
+                print(f"# clients in a child process; {variant}; probes {'on' if probe else 'off'};"
+                      f" {idle_gap} s between the sleep and the message")
                 print(f"{'sockets':>8} {'metric':>8} {'median ms':>10} {'p99 ms':>8}  rounds")
                 for n in counts:
                     profile = cProfile.Profile() if profile_to and n == max(counts) else None
-                    results = await measure(server, app, clients, n, rounds, probe, freeze, profile)
+                    results = await measure(
+                        server, app, clients, n, rounds, probe, gc_policy, idle_gap, profile
+                    )
                     if profile is not None and profile_to:
                         profile.dump_stats(profile_to)
                     medians[n] = {k: statistics.median(v) for k, v in results.items() if v}
@@ -314,6 +338,7 @@ async def main(
             assert process.stdin is not None
             await process.stdin.aclose()
             await process.wait()
+            background.cancel_scope.cancel()
 
 
 if __name__ == "__main__":
@@ -324,13 +349,20 @@ if __name__ == "__main__":
         "--no-probe", action="store_true", help="do not probe every socket after the echo"
     )
     parser.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="tuning option: gc.freeze() in the server process once the sockets are open",
+        "--gc",
+        choices=("idle", "default", "freeze"),
+        default="idle",
+        help="garbage-collection policy of the server process (see the module docstring)",
+    )
+    parser.add_argument(
+        "--idle-gap",
+        type=float,
+        default=0.5,
+        help="seconds between the actor's sleep (all sockets hibernating) and the message",
     )
     parser.add_argument(
         "--profile", metavar="FILE", help="cProfile the measured rounds of the largest N to FILE"
     )
     args = parser.parse_args()
     counts = [int(x) for x in args.sockets.split(",")]
-    trio.run(main, counts, args.rounds, not args.no_probe, args.gc_freeze, args.profile)
+    trio.run(main, counts, args.rounds, not args.no_probe, args.gc, args.idle_gap, args.profile)

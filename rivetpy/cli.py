@@ -22,6 +22,7 @@ import trio
 
 from rivetpy.engine.core import EngineSettings
 from rivetpy.engine.server import EngineOptions, open_engine
+from rivetpy.idle_gc import collect_when_idle
 
 log = logging.getLogger("rivetpy.cli")
 
@@ -47,14 +48,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def run_engine(options: EngineOptions) -> None:
-    """Serve until SIGINT/SIGTERM."""
+    """Serve until SIGINT/SIGTERM, with full garbage collections moved to idle moments
+    (:mod:`rivetpy.idle_gc`; this program owns its process)."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_engine(options) as server:
+        async with open_engine(options) as server, trio.open_nursery() as background:
+            background.start_soon(collect_when_idle)
             print(f"rivetpy engine listening on {server.endpoint}", file=sys.stderr, flush=True)
             log.info("listening", extra={"endpoint": server.endpoint})
             async for signum in signals:
                 log.info("shutting down", extra={"signal": signum})
                 break
+            background.cancel_scope.cancel()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
