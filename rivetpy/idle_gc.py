@@ -21,6 +21,7 @@ import gc
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import trio
@@ -55,8 +56,7 @@ class IdleGcPolicy:
 class LoopLoad(trio.abc.Instrument):
     """Seconds the event loop has spent outside its I/O wait (running tasks), cumulatively."""
 
-    def __init__(self, clock: object = time.perf_counter) -> None:
-        assert callable(clock)
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
         self._clock = clock
         self._busy = 0.0
         self._woke: float | None = clock()
