@@ -294,10 +294,10 @@ class Enum(BareType):
 
 
 def _fixed_format(t: BareType) -> str:
-    if isinstance(t, FixedInt):
-        return t.packer.format[1:]
-    assert isinstance(t, FixedData)
-    return f"{t.length}s"
+    """The ``struct`` format code of a fixed-width type: its one stride segment."""
+    segments = t.stride_segments()
+    assert segments is not None and len(segments) == 1
+    return segments[0]
 
 
 class _Inline(BareType):
@@ -358,27 +358,38 @@ class Struct(_Inline):
             f.type._build(getattr(obj, f.attr), stream, context, join_path(path, f.wire_name))
         return obj
 
-    def emit_decode_body(self, g: Gen, out: list[str], ind: str, target: str) -> None:
-        names: list[str] = []
+    def _field_groups(self) -> list[tuple[list[Field], str | None]]:
+        """The fields in order, grouped: each run of two or more fixed-width fields as one group
+        with its ``struct`` format (read or written with one call), every other field alone
+        with None."""
+        groups: list[tuple[list[Field], str | None]] = []
         i = 0
         while i < len(self.fields):
             j = i
             while j < len(self.fields) and isinstance(self.fields[j].type, FixedInt | FixedData):
                 j += 1
             if j - i >= 2:
-                # A run of fixed-width fields is one struct.unpack_from (bytes via "Ns").
-                run = [g.tmp() for _ in range(i, j)]
-                fmt = "<" + "".join(_fixed_format(f.type) for f in self.fields[i:j])
-                size = struct.calcsize(fmt)
-                out.append(f"{ind}{', '.join(run)}, = {g.struct_packer(fmt)}.unpack_from(b, p)")
-                out.append(f"{ind}p += {size}")
-                names += run
+                run = self.fields[i:j]
+                groups.append((run, "<" + "".join(_fixed_format(f.type) for f in run)))
                 i = j
-                continue
-            name = g.tmp()
-            self.fields[i].type.emit_decode(g, out, ind, name)
-            names.append(name)
-            i += 1
+            else:
+                groups.append(([self.fields[i]], None))
+                i += 1
+        return groups
+
+    def emit_decode_body(self, g: Gen, out: list[str], ind: str, target: str) -> None:
+        names: list[str] = []
+        for fields, fmt in self._field_groups():
+            if fmt is not None:
+                # A run of fixed-width fields is one struct.unpack_from (bytes via "Ns").
+                run = [g.tmp() for _ in fields]
+                out.append(f"{ind}{', '.join(run)}, = {g.struct_packer(fmt)}.unpack_from(b, p)")
+                out.append(f"{ind}p += {struct.calcsize(fmt)}")
+                names += run
+            else:
+                name = g.tmp()
+                fields[0].type.emit_decode(g, out, ind, name)
+                names.append(name)
         self.emit_construct(g, out, ind, target, names)
 
     def emit_construct(
@@ -436,26 +447,18 @@ class Struct(_Inline):
 
     def emit_encode_fields(self, g: Gen, out: list[str], ind: str, src: str) -> None:
         """The fields of ``src``, whose class the caller has checked (a union's dispatch)."""
-        i = 0
-        while i < len(self.fields):
-            j = i
-            while j < len(self.fields) and isinstance(self.fields[j].type, FixedInt | FixedData):
-                j += 1
-            if j - i >= 2:
+        for fields, fmt in self._field_groups():
+            if fmt is not None:
                 # A run of fixed-width fields is validated one by one, then packed at once.
-                run = [g.tmp() for _ in range(i, j)]
-                for f, name in zip(self.fields[i:j], run, strict=True):
+                run = [g.tmp() for _ in fields]
+                for f, name in zip(fields, run, strict=True):
                     out.append(f"{ind}{name} = {src}.{f.attr}")
                     f.type.emit_encode_check(g, out, ind, name)  # type: ignore[attr-defined]
-                fmt = "<" + "".join(_fixed_format(f.type) for f in self.fields[i:j])
                 out.append(f"{ind}a({g.struct_packer(fmt)}.pack({', '.join(run)}))")
-                i = j
-                continue
-            f = self.fields[i]
-            name = g.tmp()
-            out.append(f"{ind}{name} = {src}.{f.attr}")
-            f.type.emit_encode(g, out, ind, name)
-            i += 1
+            else:
+                name = g.tmp()
+                out.append(f"{ind}{name} = {src}.{fields[0].attr}")
+                fields[0].type.emit_encode(g, out, ind, name)
 
     def to_json(self, value: Any) -> JsonValue:
         if self.is_void:
