@@ -90,6 +90,9 @@ from rivetpy.runner import (  # noqa: E402
 )
 from rivetpy.testing.engine import EngineClient  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hibernation_clients import GcPauses  # noqa: E402
+
 CLIENTS = Path(__file__).resolve().parent / "hibernation_clients.py"
 METRICS = (
     "start", "started", "handled", "echo", "resumed", "replay", "all", "probes", "all_net",
@@ -134,26 +137,6 @@ class App(RunnerApp):
             self.persisted[ws.key] = message.index
             ws.ack(message.index)
             await ws.send(message.data if message.binary else message.text)
-
-
-class GcPauses:
-    """Garbage-collector pauses (start, ms) recorded while :attr:`on`."""
-
-    def __init__(self) -> None:
-        self.on = False
-        self.pauses: list[tuple[float, float]] = []
-        self._started = 0.0
-
-    def __call__(self, phase: str, info: dict[str, int]) -> None:
-        if not self.on:
-            return
-        if phase == "start":
-            self._started = time.monotonic()
-        else:
-            self.pauses.append((self._started, (time.monotonic() - self._started) * 1000))
-
-    def within(self, start: float, end: float) -> float:
-        return sum(ms for at, ms in self.pauses if start <= at <= end)
 
 
 class ClientProcess:

@@ -36,11 +36,12 @@ import trio_websocket
 
 
 class GcPauses:
-    """Total garbage-collector pause time (ms) while :attr:`on`."""
+    """Garbage-collector pauses (start, ms) recorded while :attr:`on` (a ``gc.callbacks``
+    entry); bench/hibernation.py uses it for the server process too."""
 
     def __init__(self) -> None:
         self.on = False
-        self.total_ms = 0.0
+        self.pauses: list[tuple[float, float]] = []
         self._started = 0.0
 
     def __call__(self, phase: str, info: dict[str, int]) -> None:
@@ -49,7 +50,14 @@ class GcPauses:
         if phase == "start":
             self._started = time.monotonic()
         else:
-            self.total_ms += (time.monotonic() - self._started) * 1000
+            self.pauses.append((self._started, (time.monotonic() - self._started) * 1000))
+
+    def within(self, start: float, end: float) -> float:
+        return sum(ms for at, ms in self.pauses if start <= at <= end)
+
+    @property
+    def total_ms(self) -> float:
+        return sum(ms for _, ms in self.pauses)
 
 
 class Clients:
@@ -88,7 +96,7 @@ class Clients:
 
     async def ping(self, probe: bool) -> dict[str, Any]:
         ws0, others = self.sockets[0], self.sockets[1:]
-        self.pauses.on, self.pauses.total_ms = True, 0.0
+        self.pauses.on, self.pauses.pauses = True, []
         gc.disable()
         t0 = time.monotonic()
         await ws0.send_message("ping")
