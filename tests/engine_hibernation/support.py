@@ -203,6 +203,7 @@ class OpenSocket:
     """An engine, a runner, an actor and one client WebSocket that exchanged a first message."""
 
     server: EngineServer
+    runner: Runner
     actor_id: str
     ws: trio_websocket.WebSocketConnection
     gsock: GatewaySocket
@@ -221,7 +222,7 @@ async def open_socket(
     ``path`` that echoed ``a1`` (the runner processed it; acked if ``app.ack``)."""
     async with engine_and_runner(tmp_path, app, engine_settings=engine_settings, **runner) as (
         server,
-        _,
+        runner_,
     ):
         actor_id = await create_actor(server)
         await app.started()
@@ -229,7 +230,7 @@ async def open_socket(
             await ws.send_message("a1")
             assert await ws.get_message() == "a1"
             [gsock] = gateway_sockets(server)
-            yield OpenSocket(server, actor_id, ws, gsock)
+            yield OpenSocket(server, runner_, actor_id, ws, gsock)
 
 
 async def hibernate(opened: OpenSocket, app: HibernatingApp) -> None:

@@ -52,20 +52,14 @@ class FailingStore:
 async def test_a_closed_socket_entry_is_gone(tmp_path: Path, while_asleep: bool) -> None:
     app = HibernatingApp()
     with trio.fail_after(30):
-        async with engine_and_runner(tmp_path, app) as (server, _):
-            actor_id = await create_actor(server)
-            await app.started()
-            async with client_ws(ws_url(server, actor_id, "/hws")) as ws:
-                await ws.send_message("a1")
-                assert await ws.get_message() == "a1"
-                [key] = app.persisted
-                [gsock] = gateway_sockets(server)
-                while await listed(server, actor_id) != [key]:  # the active keepalive
-                    await trio.sleep(0.005)
-                if while_asleep:
-                    await sleep_actor(server, app, actor_id)
-                    await wait_until(lambda: gsock.state.phase is Phase.HIBERNATING)
-                await ws.aclose(1000, "bye")
+        async with open_socket(tmp_path, app) as opened:
+            server, actor_id, gsock = opened.server, opened.actor_id, opened.gsock
+            [key] = app.persisted
+            while await listed(server, actor_id) != [key]:  # the active keepalive
+                await trio.sleep(0.005)
+            if while_asleep:
+                await hibernate(opened, app)
+            await opened.ws.aclose(1000, "bye")
             await wait_until(lambda: gsock.ended is not None)
             assert await listed(server, actor_id) == []
             assert await pointer(server, key) is None  # both keys deleted

@@ -27,8 +27,9 @@ from tests.engine_hibernation.support import (
     HibernatingApp,
     client_ws,
     create_actor,
-    engine_and_runner,
     gateway_sockets,
+    hibernate,
+    open_socket,
     settings,
     sleep_actor,
     wait_until,
@@ -80,51 +81,43 @@ async def test_runner_reconnect_during_hibernation(tmp_path: Path, version: int)
     app = HibernatingApp()
     gate = GatedConnector()
     with trio.fail_after(30):
-        async with engine_and_runner(tmp_path, app, protocol_version=version, connect=gate) as (
-            server,
-            runner,
-        ):
-            actor_id = await create_actor(server)
-            await app.started()
-            async with client_ws(ws_url(server, actor_id, "/hws")) as ws:
-                await ws.send_message("a1")
-                assert await ws.get_message() == "a1"
-                [key] = app.persisted
-                [gsock] = gateway_sockets(server)
-                await sleep_actor(server, app, actor_id)
-                await wait_until(lambda: gsock.state.phase is Phase.HIBERNATING)
+        async with open_socket(tmp_path, app, protocol_version=version, connect=gate) as opened:
+            server, runner, actor_id = opened.server, opened.runner, opened.actor_id
+            ws, gsock = opened.ws, opened.gsock
+            [key] = app.persisted
+            await hibernate(opened, app)
 
-                # The runner loses its connection and cannot come back for now.
-                gate.open = trio.Event()
-                cut_runner(server)
-                await wait_until(lambda: not server.engine.sessions)
-                for text in ("m1", "m2", "m3"):
-                    await ws.send_message(text)
-                # The wake cannot place the actor: it waits, the client socket stays open.
-                await wait_until(lambda: server.engine.actors[actor_id].state == "pending")
-                await trio.sleep(0.05)
-                assert not ws.closed and len(app.starts) == 1
-                gate.open.set()  # the runner reconnects (same key, same runner id)
-                assert [await ws.get_message() for _ in range(3)] == ["m1", "m2", "m3"]
-                woken = await app.started(2)
-                assert woken.hibernating_requests == (key,)
-                assert runner.connections == 2
+            # The runner loses its connection and cannot come back for now.
+            gate.open = trio.Event()
+            cut_runner(server)
+            await wait_until(lambda: not server.engine.sessions)
+            for text in ("m1", "m2", "m3"):
+                await ws.send_message(text)
+            # The wake cannot place the actor: it waits, the client socket stays open.
+            await wait_until(lambda: server.engine.actors[actor_id].state == "pending")
+            await trio.sleep(0.05)
+            assert not ws.closed and len(app.starts) == 1
+            gate.open.set()  # the runner reconnects (same key, same runner id)
+            assert [await ws.get_message() for _ in range(3)] == ["m1", "m2", "m3"]
+            woken = await app.started(2)
+            assert woken.hibernating_requests == (key,)
+            assert runner.connections == 2
 
-                # Now a reconnect while the actor is awake: the socket hibernates on the runner
-                # connection's loss and resumes on the same instance once it is back.
-                gate.open = trio.Event()
-                cut_runner(server)
-                await wait_until(lambda: gsock.state.phase is Phase.HIBERNATING)
-                await ws.send_message("r1")
-                await trio.sleep(0.05)
-                gate.open.set()
-                assert await ws.get_message() == "r1"
-                await ws.send_message("r2")
-                assert await ws.get_message() == "r2"
-                assert len(app.starts) == 2  # the same instance served r1 and r2
-                assert [r.data for r in app.received] == ["a1", "m1", "m2", "m3", "r1", "r2"]
-                assert [r.index for r in app.received] == [1, 2, 3, 4, 5, 6]
-                await wait_until(lambda: not gsock.state.has_pending)
+            # Now a reconnect while the actor is awake: the socket hibernates on the runner
+            # connection's loss and resumes on the same instance once it is back.
+            gate.open = trio.Event()
+            cut_runner(server)
+            await wait_until(lambda: gsock.state.phase is Phase.HIBERNATING)
+            await ws.send_message("r1")
+            await trio.sleep(0.05)
+            gate.open.set()
+            assert await ws.get_message() == "r1"
+            await ws.send_message("r2")
+            assert await ws.get_message() == "r2"
+            assert len(app.starts) == 2  # the same instance served r1 and r2
+            assert [r.data for r in app.received] == ["a1", "m1", "m2", "m3", "r1", "r2"]
+            assert [r.index for r in app.received] == [1, 2, 3, 4, 5, 6]
+            await wait_until(lambda: not gsock.state.has_pending)
 
 
 def free_port() -> int:
