@@ -15,7 +15,7 @@ import argparse
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import trio
@@ -47,18 +47,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def serve_until_signal(signals: AsyncIterator[int]) -> None:
+    """The rest of a program's life once it is up: full garbage collections moved to idle
+    moments (:mod:`rivetpy.idle_gc`; the program owns its process) until the first of
+    ``signals`` (SIGINT/SIGTERM) arrives."""
+    async with trio.open_nursery() as background:
+        background.start_soon(collect_when_idle)
+        async for signum in signals:
+            log.info("shutting down", extra={"signal": signum})
+            break
+        background.cancel_scope.cancel()
+
+
 async def run_engine(options: EngineOptions) -> None:
-    """Serve until SIGINT/SIGTERM, with full garbage collections moved to idle moments
-    (:mod:`rivetpy.idle_gc`; this program owns its process)."""
+    """Serve until SIGINT/SIGTERM."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_engine(options) as server, trio.open_nursery() as background:
-            background.start_soon(collect_when_idle)
+        async with open_engine(options) as server:
             print(f"rivetpy engine listening on {server.endpoint}", file=sys.stderr, flush=True)
             log.info("listening", extra={"endpoint": server.endpoint})
-            async for signum in signals:
-                log.info("shutting down", extra={"signal": signum})
-                break
-            background.cancel_scope.cancel()
+            await serve_until_signal(signals)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
-import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -22,13 +21,11 @@ import trio
 
 from rivetpy.actor.app import ActorApp
 from rivetpy.actor.definition import Actor, actions_of
+from rivetpy.cli import serve_until_signal
 from rivetpy.engine.core import EngineSettings
 from rivetpy.engine.server import EngineOptions, EngineServer, open_engine
 from rivetpy.engine.store.api import Store
-from rivetpy.idle_gc import collect_when_idle
 from rivetpy.runner import Runner, RunnerOptions, open_runner
-
-log = logging.getLogger("rivetpy.dev")
 
 DEFAULT_RUNNER_NAME = "rivetpy"
 
@@ -138,17 +135,9 @@ def usage_text(endpoint: str, actors: Sequence[type[Actor[Any]]], runner_name: s
 
 
 async def run_dev(path: Path, data_dir: Path, host: str, port: int) -> None:
-    """The ``rivetpy dev`` program: serves until SIGINT/SIGTERM. It owns its process, so it
-    also moves full garbage collections to idle moments (:mod:`rivetpy.idle_gc`)."""
+    """The ``rivetpy dev`` program: serves until SIGINT/SIGTERM."""
     actors = actors_in(load_module(path))
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with (
-            open_dev(actors, data_dir=data_dir, host=host, port=port) as dev,
-            trio.open_nursery() as background,
-        ):
-            background.start_soon(collect_when_idle)
+        async with open_dev(actors, data_dir=data_dir, host=host, port=port) as dev:
             print(usage_text(dev.endpoint, actors, dev.runner_name), file=sys.stderr, flush=True)
-            async for signum in signals:
-                log.info("shutting down", extra={"signal": signum})
-                break
-            background.cancel_scope.cancel()
+            await serve_until_signal(signals)
